@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# Copyright: wtstack.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The topology filter: a thin adapter around module_utils/topology.py."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: topology
+author: wtstack.fleet contributors
+version_added: "0.1.0"
+short_description: Compute and validate the Wt fleet's routing topology from the inventory
+description:
+  - Reads the load balancer group, the Wt application host group and their host variables
+    (C(wt_instances), C(wt_base_port), C(wt_listen_address), C(wt_connect_address)) and returns
+    every Wt instance with its session-id prefix, addresses, port, HAProxy weight, server name and
+    systemd unit name.
+  - Fails with one line per problem, each naming the host and the variable, when the inventory is
+    wrong; for example duplicate or overlapping prefixes (C(wt1) would also catch C(wt10)), two
+    instances on one port, a port out of range, an address that is not an IP, unknown keys,
+    misspelt C(wt_*) variables or an empty group.
+  - Prefixes the inventory does not set are generated as C(<host>-<port>-); they depend only on the
+    host's name and the instance's port, so adding or removing other hosts or instances never
+    renames an instance (which would orphan its users' sessions).
+options:
+  _input:
+    description: The inventory's C(groups) magic variable.
+    type: dict
+    required: true
+  hostvars:
+    description: The C(hostvars) magic variable.
+    type: dict
+    required: true
+  haproxy_group:
+    description: The group of load balancers.
+    type: str
+    default: haproxy
+  wt_group:
+    description: The group of hosts that run Wt instances.
+    type: str
+    default: wt
+seealso:
+  - name: wtstack.fleet design
+    description: The inventory contract and the routing design.
+    link: https://github.com/wtstack/fleet/blob/main/README.md
+"""
+
+EXAMPLES = r"""
+- name: Compute the topology once, on the controller, before any host is touched
+  ansible.builtin.set_fact:
+    wtstack_topology: "{{ groups | wtstack.fleet.topology(hostvars) }}"
+  delegate_to: localhost
+  run_once: true
+
+- name: Groups with other names
+  ansible.builtin.debug:
+    msg: "{{ groups | wtstack.fleet.topology(hostvars, haproxy_group='edge', wt_group='app') }}"
+
+# Inventory:
+#   haproxy: {hosts: {lb1: {ansible_host: 198.51.100.10}}}
+#   wt:
+#     hosts:
+#       app1: {ansible_host: 198.51.100.21, wt_instances: 2}
+# gives instances app1-9090 (prefix app1-9090-) and app1-9091 (prefix app1-9091-).
+"""
+
+RETURN = r"""
+_value:
+  description: The topology.
+  type: dict
+  contains:
+    haproxy_group:
+      description: The load balancer group's name.
+      type: str
+    wt_group:
+      description: The Wt application host group's name.
+      type: str
+    lb_hosts:
+      description: Inventory names of the load balancers, in inventory order.
+      type: list
+      elements: str
+    app_hosts:
+      description: Inventory names of the Wt application hosts, in inventory order.
+      type: list
+      elements: str
+    instances:
+      description: Every Wt instance of the fleet, by host then in declaration order.
+      type: list
+      elements: dict
+      contains:
+        host:
+          description: Inventory name of the host the instance runs on.
+          type: str
+        prefix:
+          description: Wt C(--session-id-prefix); unique and prefix-free across the fleet.
+          type: str
+        listen_address:
+          description: Wt C(--http-address).
+          type: str
+        connect_address:
+          description: The address HAProxy connects to.
+          type: str
+        port:
+          description: Wt C(--http-port).
+          type: int
+        weight:
+          description: HAProxy server weight (0 to 256).
+          type: int
+        server_name:
+          description: HAProxy server name in the backend, C(<host>-<port>).
+          type: str
+        unit_name:
+          description: The systemd unit on the host, C(wt@<port>.service).
+          type: str
+        prefix_generated:
+          description: Whether the prefix was generated rather than set in the inventory.
+          type: bool
+    instances_by_host:
+      description: The same instances grouped by host.
+      type: dict
+"""
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
+    ROLE_VARIABLE_PREFIXES,
+    TOPOLOGY_VARIABLES,
+    TopologyError,
+    build_topology,
+)
+
+# Only these host variables are read, so a large inventory is not templated wholesale.
+_READ_VARIABLES = TOPOLOGY_VARIABLES + ("ansible_host", "inventory_hostname", "haproxy_bind_port")
+
+
+def _plain_hostvars(groups, hostvars, fleet_groups):
+    fleet_hosts = {host for group in fleet_groups for host in groups.get(group) or ()}
+    plain = {}
+    for host in groups.get("all", ()):
+        names = list(hostvars[host].keys())
+        if host in fleet_hosts:
+            wanted = [name for name in names if name in _READ_VARIABLES
+                      or (str(name).startswith("wt_") and not str(name).startswith(ROLE_VARIABLE_PREFIXES))]
+        else:
+            wanted = [name for name in names if name == "wt_instances"]
+        plain[host] = {name: hostvars[host][name] for name in wanted}
+    return plain
+
+
+def topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
+    if not isinstance(groups, Mapping) or not isinstance(hostvars, Mapping):
+        raise AnsibleFilterError("topology expects `groups | wtstack.fleet.topology(hostvars)`")
+    try:
+        plain = _plain_hostvars(groups, hostvars, (haproxy_group, wt_group))
+        return build_topology(groups, plain, haproxy_group=haproxy_group, wt_group=wt_group).to_dict()
+    except (TopologyError, RuntimeError) as error:
+        raise AnsibleFilterError(f"wtstack.fleet: the inventory is not a valid Wt fleet:\n{error}") from error
+
+
+class FilterModule:
+    def filters(self):
+        return {"topology": topology}
