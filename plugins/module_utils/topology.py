@@ -377,7 +377,7 @@ def _check_fleet_wide(instances, problems):
             first = owners[0]
             problems.append(Problem(duplicate.host, _prefix_variable(duplicate),
                                     f"prefix {prefix!r} is already used by {first.host} {first.origin}; "
-                                    f"{_prefix_fix(duplicate)}"))
+                                    f"{_prefix_fix(duplicate)}."))
     for shorter, longer in find_prefix_overlaps(by_prefix):
         if shorter == longer:
             continue
@@ -413,5 +413,5 @@ def _prefix_variable(instance):
 
 def _prefix_fix(instance):
     if instance.prefix_generated:
-        return f"set {instance.origin}.prefix explicitly."
-    return f"change {instance.origin}.prefix."
+        return f"set {instance.origin}.prefix explicitly"
+    return f"change {instance.origin}.prefix"
