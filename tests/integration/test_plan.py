@@ -1,0 +1,147 @@
+"""plan.yml over several inventories: what the roles would write, checked by the real tools.
+
+Every rendered haproxy.cfg must pass `haproxy -c` with the HAProxy installed on this machine,
+every rendered unit must pass `systemd-analyze verify`, and a bad inventory must fail before
+anything is rendered, naming host and variable.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = str(BIN / "ansible-playbook")
+MAP_PATH = "/etc/haproxy/wt-sessions.map"
+
+
+def run_plan(inventory, plan_dir, *extra):
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks/plan.yml"), "-e", f"plan_dir={plan_dir}", *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def write_inventory(path, apps, lbs=None):
+    lbs = lbs or {"lb1": {"ansible_host": "198.51.100.10"}}
+    path.write_text(yaml.safe_dump({"all": {"children": {"haproxy": {"hosts": lbs}, "wt": {"hosts": apps}}}}))
+    return path
+
+
+def haproxy_check(plan_dir, lb):
+    """`haproxy -c` on the rendered config, pointed at the rendered map instead of /etc's."""
+    if not shutil.which("haproxy"):
+        pytest.fail("haproxy is not installed on this machine; .ci/run installs it (apt-get install haproxy)")
+    rendered = plan_dir / lb / "etc/haproxy"
+    config = (rendered / "haproxy.cfg").read_text().replace(MAP_PATH, str(rendered / "wt-sessions.map"))
+    checked = rendered / "haproxy.check.cfg"
+    checked.write_text(config)
+    return subprocess.run(["haproxy", "-c", "-f", str(checked)], capture_output=True, text=True)
+
+
+def map_entries(plan_dir, lb):
+    lines = (plan_dir / lb / MAP_PATH.lstrip("/")).read_text().splitlines()
+    return dict(line.split() for line in lines if line.strip() and not line.startswith("#"))
+
+
+@pytest.fixture(scope="module")
+def example_plan(tmp_path_factory):
+    plan_dir = tmp_path_factory.mktemp("plan")
+    result = run_plan(REPO / "inventory.example", plan_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return plan_dir
+
+
+def test_example_renders_every_managed_file(example_plan):
+    files = sorted(str(p.relative_to(example_plan)) for p in example_plan.rglob("*") if p.is_file())
+    assert "lb1/etc/haproxy/haproxy.cfg" in files
+    assert "lb1/etc/haproxy/wt-sessions.map" in files
+    for app in ("app1", "app2"):
+        assert f"{app}/etc/systemd/system/wt@.service" in files
+    assert not any(f.startswith(("app1/etc/haproxy", "lb1/etc/systemd")) for f in files), files
+
+
+def test_example_haproxy_config_is_valid(example_plan):
+    result = haproxy_check(example_plan, "lb1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_config_routes_by_map_not_by_acl_chain(example_plan):
+    config = (example_plan / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    for deprecated in ("contimeout", "clitimeout", "srvtimeout", "url_sub"):
+        assert deprecated not in config
+    assert f"map_beg({MAP_PATH})" in config
+    assert "timeout tunnel" in config
+    assert "option redispatch" in config
+    servers = re.findall(r"^\s*server\s+(\S+)\s+(\S+)", config, re.M)
+    assert servers == [("app1-9090", "198.51.100.21:9090"), ("app1-9091", "198.51.100.21:9091"),
+                       ("app2-9090", "198.51.100.22:9090"), ("app2-9091", "198.51.100.22:9091")]
+    assert map_entries(example_plan, "lb1") == {"app1-9090-": "app1-9090", "app1-9091-": "app1-9091",
+                                                "app2a-": "app2-9090", "app2b-": "app2-9091"}
+
+
+def test_example_units_carry_each_instances_settings(example_plan):
+    rendered = "\n".join(p.read_text() for p in (example_plan / "app2").rglob("*") if p.is_file())
+    for expected in ("app2a-", "app2b-", "9090", "9091", "198.51.100.22"):
+        assert expected in rendered
+
+
+def test_example_units_pass_systemd_analyze_verify(example_plan, tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.fail("systemd-analyze is missing (package systemd)")
+    unit = (example_plan / "app1/etc/systemd/system/wt@.service").read_text()
+    # verify also checks that ExecStart's program exists; it lives on the app host, not here.
+    executable = re.search(r"^ExecStart=[-@+!]*(\S+)", unit, re.M).group(1)
+    unit = unit.replace(executable, "/bin/true")
+    instance = tmp_path / "wt@9090.service"
+    instance.write_text(unit)
+    result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True)
+    complaints = [line for line in result.stderr.splitlines() if "wt@9090.service" in line]
+    assert result.returncode == 0 and not complaints, result.stderr
+
+
+def test_a_thousand_instances_render_and_validate(tmp_path):
+    apps = {f"app{n:02d}": {"ansible_host": f"10.20.{n}.1", "wt_instances": 20} for n in range(50)}
+    inventory = write_inventory(tmp_path / "big.yml", apps)
+    plan_dir = tmp_path / "plan"
+    started = time.monotonic()
+    # The load balancer side is the one that grows with the fleet; app hosts render per host.
+    result = run_plan(inventory, plan_dir, "--limit", "localhost,lb1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    print(f"plan for 1,000 instances (load balancer) took {time.monotonic() - started:.1f}s")
+    assert len(map_entries(plan_dir, "lb1")) == 1000
+    check = haproxy_check(plan_dir, "lb1")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("apps, expected", [
+    ({"app1": {"ansible_host": "10.0.0.2", "wt_instances": [{"prefix": "wt1"}]},
+      "app2": {"ansible_host": "10.0.0.3", "wt_instances": [{"prefix": "wt10"}]}},
+     "app2: wt_instances[0].prefix: prefix 'wt10' begins with 'wt1' of app1"),
+    ({"app1": {"ansible_host": "10.0.0.2", "wt_instances": [{"port": 9090}, {"port": 9090}]}},
+     "app1: wt_instances[1].port: port 9090 is already used"),
+    ({"app1": {"ansible_host": "not-an-ip", "wt_instances": 1}},
+     "app1: ansible_host: 'not-an-ip' is not an IP address"),
+    ({"app1": {"ansible_host": "10.0.0.2", "wt_instance": 2}},
+     "app1: wt_instance: unknown variable; did you mean wt_instances?"),
+])
+def test_bad_inventory_fails_before_rendering_anything(tmp_path, apps, expected):
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "bad.yml", apps), plan_dir)
+    assert result.returncode != 0
+    assert expected in result.stdout, result.stdout[-3000:]
+    assert not plan_dir.exists() or not any(plan_dir.iterdir())
+
+
+def test_plan_dir_is_required(tmp_path):
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "-e plan_dir=" in result.stdout
