@@ -123,7 +123,6 @@ _value:
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
     ROLE_VARIABLE_PREFIXES,
     TOPOLOGY_VARIABLES,

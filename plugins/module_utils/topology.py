@@ -326,7 +326,8 @@ def _addresses(host, host_vars, problems):
         connect = listen
     if connect is not None and connect.value == 0:
         problems.append(Problem(host, "wt_connect_address",
-                                f"{connect} is not an address HAProxy can connect to; give this host's real IP address."))
+                                f"{connect} is not an address HAProxy can connect to; "
+                                "give this host's real IP address."))
         return None, None
     if connect is None:
         return None, None
@@ -359,7 +360,8 @@ def _is_integer_like(value):
 
 def _integer(host, variable, value, lowest, highest, problems):
     if not _is_integer_like(value):
-        problems.append(Problem(host, variable, f"{value!r} is not a whole number; give one from {lowest} to {highest}."))
+        problems.append(Problem(host, variable,
+                                f"{value!r} is not a whole number; give one from {lowest} to {highest}."))
         return None
     number = int(value)
     if not lowest <= number <= highest:

@@ -25,7 +25,8 @@ MAP_PATH = "/etc/haproxy/wt-sessions.map"
 def run_plan(inventory, plan_dir, *extra):
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks/plan.yml"), "-e", f"plan_dir={plan_dir}", *extra],
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks/plan.yml"),
+         "-e", f"plan_dir={plan_dir}", *extra],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -1,6 +1,5 @@
 import pytest
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.wtstack.fleet.plugins.filter.topology import FilterModule, topology
 
 GROUPS = {"all": ["lb1", "app1", "db1"], "haproxy": ["lb1"], "wt": ["app1"]}

@@ -1,7 +1,6 @@
 import time
 
 import pytest
-
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
     TopologyError,
     build_topology,
@@ -130,7 +129,8 @@ def test_hosts_outside_the_fleet_are_ignored():
 # --- prefixes: the wt1/wt10 trap and stability ------------------------------
 
 def test_seed_style_prefixes_wt1_and_wt10_are_refused():
-    apps = {f"app{n}": {"ansible_host": f"198.51.100.{n}", "wt_instances": [{"prefix": f"wt{n}"}]} for n in range(1, 11)}
+    apps = {f"app{n}": {"ansible_host": f"198.51.100.{n}", "wt_instances": [{"prefix": f"wt{n}"}]}
+            for n in range(1, 11)}
     problems = problems_of(*inventory(apps))
     assert len(problems) == 1
     assert problems[0].startswith("app10: wt_instances[0].prefix: ")
@@ -196,7 +196,8 @@ def test_generated_prefix_format():
     ({"app1": {"wt_instances": ["x"]}}, "app1", "wt_instances[0]", ["not a mapping"]),
     ({"app1": {"wt_instances": [{"prefx": "a-"}]}}, "app1", "wt_instances[0].prefx", ["did you mean prefix?"]),
     ({"app1": {"wt_instances": [{"colour": "a-"}]}}, "app1", "wt_instances[0].colour", ["allowed keys are"]),
-    ({"app1": {"wt_instances": [{"port": 80}]}}, "app1", "wt_instances[0].port", ["80 is out of range", "1024 to 65535"]),
+    ({"app1": {"wt_instances": [{"port": 80}]}}, "app1", "wt_instances[0].port",
+     ["80 is out of range", "1024 to 65535"]),
     ({"app1": {"wt_instances": [{"port": 70000}]}}, "app1", "wt_instances[0].port", ["out of range"]),
     ({"app1": {"wt_instances": [{"port": "http"}]}}, "app1", "wt_instances[0].port", ["not a whole number"]),
     ({"app1": {"wt_instances": [{"port": 9090}, {"port": 9090}]}}, "app1", "wt_instances[1].port",

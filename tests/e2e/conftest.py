@@ -1,0 +1,135 @@
+"""The end-to-end fixtures: a real fleet (tests/lab) converged by the real site.yml.
+
+The lab comes up once per test session with tests/e2e/fleet.yml (two load balancers on
+Debian 13 and 12, two app hosts, twelve Wt instances) and goes down at the end, unless
+WTSTACK_KEEP_LAB=1 (handy while developing: the next run reuses the running lab).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+FLEET = Path(os.environ.get("WTSTACK_E2E_FLEET", REPO / "tests/e2e/fleet.yml"))
+INVENTORY = REPO / ".lab/inventory.yml"
+SSH_KEY = REPO / ".lab/ssh/id_ed25519"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def lab_command(*args, timeout=1800):
+    started = time.monotonic()
+    subprocess.run([sys.executable, str(REPO / "tests/lab/lab.py"), *args], cwd=REPO, check=True, timeout=timeout)
+    return time.monotonic() - started
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+    seconds: float
+
+    def recap(self):
+        """{host: {"ok": n, "changed": n, "unreachable": n, "failed": n}} from PLAY RECAP."""
+        return {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts)))
+                for host, *counts in RECAP.findall(self.output)}
+
+
+class Lab:
+    def __init__(self, inventory_path):
+        self.inventory_path = inventory_path
+        inventory = yaml.safe_load(inventory_path.read_text())
+        self.groups = {"all": []}
+        self.hostvars = {}
+        for group, body in inventory["all"]["children"].items():
+            self.groups[group] = list(body["hosts"])
+            for host, hostvars in body["hosts"].items():
+                if host not in self.hostvars:
+                    self.groups["all"].append(host)
+                self.hostvars.setdefault(host, {}).update(hostvars or {})
+        self.topology = build_topology(self.groups, self.hostvars)
+
+    def address(self, host):
+        return self.hostvars[host]["ansible_host"]
+
+    def url(self, lb):
+        return f"http://{self.address(lb)}"
+
+    @property
+    def lb_urls(self):
+        return [self.url(lb) for lb in self.topology.lb_hosts]
+
+    def ssh(self, host, command, check=True, timeout=60):
+        result = subprocess.run(
+            ["ssh", "-i", str(SSH_KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{self.address(host)}", command],
+            capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{host}: `{command}` failed ({result.returncode}): {result.stderr.strip()}")
+        return result.stdout
+
+    def playbook(self, playbook, *args, timeout=1500):
+        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_FORCE_COLOR": "0"}
+        started = time.monotonic()
+        result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory_path), playbook, *args],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+        log = REPO / "tests/output" / f"{Path(playbook).stem}-{int(time.time())}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(run.output)
+        return run
+
+    def runtime_api(self, lb, command):
+        """One command on the load balancer's HAProxy runtime API socket."""
+        script = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
+                  "s.sendall(sys.argv[1].encode()+b'\\n'); out=b''\n"
+                  "while chunk:=s.recv(65536): out+=chunk\nsys.stdout.write(out.decode())")
+        return self.ssh(lb, f"python3 -c {json.dumps(script)} {json.dumps(command)}")
+
+    def server_status(self, lb, backend="wt"):
+        """{server name: status} as HAProxy's `show stat` reports it (UP, DOWN, MAINT, DRAIN, ...)."""
+        lines = self.runtime_api(lb, "show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line.strip()]
+        return {row["svname"]: row["status"] for row in rows
+                if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+    def wait_for_status(self, lb, server, wanted, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.server_status(lb).get(server)
+            if status is not None and status.split()[0] in wanted:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{lb}: {server} stayed {status}, wanted {wanted} within {timeout}s")
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root: it mounts overlays and boots containers with systemd-nspawn")
+    seconds = lab_command("up", "--fleet", str(FLEET))
+    print(f"\nlab up took {seconds:.0f}s")
+    yield Lab(INVENTORY)
+    if os.environ.get("WTSTACK_KEEP_LAB") != "1":
+        lab_command("down", timeout=600)
+
+
+@pytest.fixture(scope="session")
+def converged(lab):
+    """The first site.yml run on the fresh lab; every e2e test builds on it."""
+    run = lab.playbook("site.yml")
+    print(f"\nfirst site.yml took {run.seconds:.0f}s")
+    assert run.returncode == 0, run.output[-6000:]
+    return run

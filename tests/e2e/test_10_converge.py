@@ -1,0 +1,39 @@
+"""site.yml converges the fresh lab, and converging again changes nothing."""
+
+
+def test_first_run_converges_every_host(lab, converged):
+    recap = converged.recap()
+    assert set(recap) >= set(lab.topology.lb_hosts) | set(lab.topology.app_hosts)
+    assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in recap.values()), recap
+
+
+def test_second_run_changes_nothing(lab, converged):
+    run = lab.playbook("site.yml")
+    assert run.returncode == 0, run.output[-6000:]
+    recap = run.recap()
+    print(f"\nidempotent site.yml took {run.seconds:.0f}s: {recap}")
+    assert {host: counts["changed"] for host, counts in recap.items() if counts["changed"]} == {}, run.output[-6000:]
+
+
+def test_check_mode_reports_nothing_to_change(lab, converged):
+    run = lab.playbook("site.yml", "--check", "--diff")
+    assert run.returncode == 0, run.output[-6000:]
+    assert all(counts["changed"] == 0 for counts in run.recap().values()), run.output[-6000:]
+
+
+def test_every_instance_unit_is_active_and_enabled(lab, converged):
+    for host in lab.topology.app_hosts:
+        units = [instance.unit_name for instance in lab.topology.instances_on(host)]
+        states = lab.ssh(host, "systemctl is-active " + " ".join(units)).split()
+        enabled = lab.ssh(host, "systemctl is-enabled " + " ".join(units)).split()
+        assert states == ["active"] * len(units), (host, states)
+        assert enabled == ["enabled"] * len(units), (host, enabled)
+
+
+def test_both_target_releases_are_covered(lab, converged):
+    """lb1 runs Debian 13 (HAProxy 3.0), lb2 Debian 12 (HAProxy 2.6): one run proves both."""
+    versions = {lb: lab.ssh(lb, "haproxy -v").split()[2] for lb in lab.topology.lb_hosts}
+    releases = {lb: lab.ssh(lb, ". /etc/os-release && echo $VERSION_CODENAME").strip() for lb in versions}
+    print(f"\nload balancers: {releases} running HAProxy {versions}")
+    assert {version.split(".")[0] + "." + version.split(".")[1] for version in versions.values()} == {"2.6", "3.0"}
+    assert set(releases.values()) == {"bookworm", "trixie"}
