@@ -1,0 +1,227 @@
+"""The pure parts of tests/lab/lab.py: fleet files, inventory, image recipe."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+LAB_PY = Path(__file__).resolve().parents[2] / "lab" / "lab.py"
+_spec = importlib.util.spec_from_file_location("wtstack_lab", LAB_PY)
+lab = importlib.util.module_from_spec(_spec)
+sys.modules["wtstack_lab"] = lab  # dataclasses look the module up while the class is created
+_spec.loader.exec_module(lab)
+
+KEY = Path("/repo/.lab/ssh/id_ed25519")
+
+
+def fleet(**hosts):
+    return lab.parse_fleet({"hosts": hosts}, "test.yml")
+
+
+def lb(**extra):
+    return {"address": "127.0.10.1", "groups": ["haproxy"], **extra}
+
+
+def app(n, **extra):
+    return {"address": f"127.0.10.{n + 1}", "groups": ["wt"], "vars": {"wt_instances": 2}, **extra}
+
+
+def error_of(data):
+    with pytest.raises(lab.FleetError) as caught:
+        lab.parse_fleet(data, "test.yml")
+    return str(caught.value)
+
+
+# ----------------------------------------------------------------------------- fleet files
+
+def test_default_fleet_file_is_the_documented_fleet():
+    default = lab.load_fleet(lab.DEFAULT_FLEET)
+    assert [(h.name, h.address, h.suite, h.groups) for h in default.hosts] == [
+        ("lb1", "127.0.10.1", "trixie", ("haproxy",)),
+        ("app1", "127.0.10.2", "trixie", ("wt",)),
+        ("app2", "127.0.10.3", "trixie", ("wt",)),
+    ]
+    assert default.host("app1").hostvars == {"wt_instances": 2}
+
+
+def test_bookworm_fleet_file_puts_the_load_balancer_on_debian_12():
+    mixed = lab.load_fleet(lab.LAB_SOURCE_DIR / "fleets" / "bookworm.yml")
+    assert {h.name: h.suite for h in mixed.hosts} == {"lb1": "bookworm", "app1": "trixie", "app2": "trixie"}
+
+
+def test_suite_defaults_to_trixie_and_each_host_may_override_it():
+    parsed = lab.parse_fleet({"hosts": {"lb1": lb(suite="bookworm"), "app1": app(1)}}, "t")
+    assert [h.suite for h in parsed.hosts] == ["bookworm", "trixie"]
+    parsed = lab.parse_fleet({"suite": "bookworm", "hosts": {"app1": app(1)}}, "t")
+    assert parsed.hosts[0].suite == "bookworm"
+
+
+def test_host_order_is_kept():
+    parsed = fleet(app2=app(2), lb1=lb(), app1=app(1))
+    assert [h.name for h in parsed.hosts] == ["app2", "lb1", "app1"]
+
+
+@pytest.mark.parametrize("data, words", [
+    (None, ["top level", "mapping"]),
+    ({"hosts": {}}, ["hosts", "non-empty"]),
+    ({"hosts": {"lb1": lb()}, "network": "x"}, ["unknown key", "network"]),
+    ({"suite": "sid", "hosts": {"lb1": lb()}}, ["suite", "'sid'"]),
+    ({"hosts": {"LB_1": lb()}}, ["'LB_1'", "hostname"]),
+    ({"hosts": {"lb1": "127.0.10.1"}}, ["host 'lb1'", "mapping"]),
+    ({"hosts": {"lb1": lb(wt_instances=2)}}, ["host 'lb1'", "wt_instances", "under 'vars'"]),
+    ({"hosts": {"lb1": lb(address=None)}}, ["host 'lb1': address", "required"]),
+    ({"hosts": {"lb1": lb(address="127.0.10")}}, ["host 'lb1': address", "not an IPv4"]),
+    ({"hosts": {"lb1": lb(address="10.0.0.1")}}, ["host 'lb1': address", "127.0.0.0/8"]),
+    ({"hosts": {"lb1": lb(address="127.0.0.1")}}, ["host 'lb1': address", "reserved"]),
+    ({"hosts": {"lb1": lb(suite="buster")}}, ["host 'lb1': suite", "'buster'"]),
+    ({"hosts": {"lb1": lb(groups=[])}}, ["host 'lb1': groups", "non-empty"]),
+    ({"hosts": {"lb1": lb(groups="haproxy")}}, ["host 'lb1': groups", "list"]),
+    ({"hosts": {"lb1": lb(groups=["load-balancers"])}}, ["host 'lb1': groups", "'load-balancers'"]),
+    ({"hosts": {"lb1": lb(groups=["all"])}}, ["host 'lb1': groups", "'all'"]),
+    ({"hosts": {"lb1": lb(groups=["wt", "wt"])}}, ["host 'lb1': groups", "twice"]),
+    ({"hosts": {"lb1": lb(vars=[1])}}, ["host 'lb1': vars", "mapping"]),
+    ({"hosts": {"lb1": lb(vars={"bad-name": 1})}}, ["host 'lb1': vars", "'bad-name'"]),
+    ({"hosts": {"lb1": lb(vars={"ansible_host": "127.0.0.9"})}}, ["host 'lb1': vars", "ansible_host", "lab itself"]),
+])
+def test_bad_fleet_files_fail_naming_the_host_and_the_key(data, words):
+    message = error_of(data)
+    assert message.startswith("test.yml: ")
+    for word in words:
+        assert word in message
+
+
+def test_an_address_used_twice_names_both_hosts():
+    message = error_of({"hosts": {"lb1": lb(), "app1": app(1, address="127.0.10.1")}})
+    assert "host 'app1': address" in message and "'lb1'" in message
+
+
+def test_address_with_leading_zeros_is_refused_as_ambiguous():
+    assert "not an IPv4" in error_of({"hosts": {"lb1": lb(address="127.000.010.001")}})
+
+
+def test_unreadable_and_invalid_yaml_files_are_fleet_errors(tmp_path):
+    with pytest.raises(lab.FleetError, match="cannot read"):
+        lab.load_fleet(tmp_path / "missing.yml")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("hosts: [\n")
+    with pytest.raises(lab.FleetError, match="not valid YAML"):
+        lab.load_fleet(broken)
+
+
+# ----------------------------------------------------------------------------- inventory
+
+def test_inventory_groups_and_connection_vars():
+    inventory = lab.build_inventory(fleet(lb1=lb(), app1=app(1), app2=app(2)), KEY)
+    children = inventory["all"]["children"]
+    assert list(children) == ["haproxy", "wt"]
+    assert list(children["wt"]["hosts"]) == ["app1", "app2"]
+    app1 = children["wt"]["hosts"]["app1"]
+    assert app1 == {
+        "ansible_host": "127.0.10.2",
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(KEY),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "wt_instances": 2,
+    }
+
+
+def test_load_balancers_bind_to_their_own_address_only():
+    children = lab.build_inventory(fleet(lb1=lb(), app1=app(1)), KEY)["all"]["children"]
+    assert children["haproxy"]["hosts"]["lb1"]["haproxy_bind_address"] == "127.0.10.1"
+    assert "haproxy_bind_address" not in children["wt"]["hosts"]["app1"]
+
+
+def test_extra_hostvars_go_in_verbatim_and_may_override_lab_defaults():
+    instances = [{"prefix": "app1a", "port": 9090}, {"prefix": "app1b", "port": 9091, "weight": 50}]
+    parsed = fleet(lb1=lb(vars={"haproxy_bind_address": "127.0.10.9"}),
+                   app1=app(1, vars={"wt_instances": instances, "wt_base_port": 9100}))
+    children = lab.build_inventory(parsed, KEY)["all"]["children"]
+    assert children["haproxy"]["hosts"]["lb1"]["haproxy_bind_address"] == "127.0.10.9"
+    assert children["wt"]["hosts"]["app1"]["wt_instances"] == instances
+    assert children["wt"]["hosts"]["app1"]["wt_base_port"] == 9100
+
+
+def test_a_host_in_two_groups_carries_its_vars_once():
+    children = lab.build_inventory(fleet(solo=lb(groups=["haproxy", "wt"], vars={"wt_instances": 1})),
+                                   KEY)["all"]["children"]
+    assert children["haproxy"]["hosts"]["solo"]["wt_instances"] == 1
+    assert children["wt"]["hosts"] == {"solo": None}
+
+
+def test_rendered_inventory_is_yaml_with_a_header(tmp_path):
+    parsed = fleet(lb1=lb(), app1=app(1))
+    text = lab.render_inventory(parsed, KEY)
+    assert text.startswith("# Written by tests/lab/lab.py from test.yml")
+    assert yaml.safe_load(text) == lab.build_inventory(parsed, KEY)
+
+
+def test_etc_hosts_names_every_fleet_host():
+    text = lab.etc_hosts(fleet(lb1=lb(), app1=app(1)))
+    assert "127.0.0.1\tlocalhost" in text
+    assert "127.0.10.1\tlb1\n127.0.10.2\tapp1\n" in text
+
+
+# ----------------------------------------------------------------------------- image recipe
+
+HOST_PIP_CONF = """\
+[global]
+find-links = /opt/wheels
+extra-index-url = file:///opt/pypi/simple https://mirror.example/simple
+cert = /etc/ssl/certs/ca-certificates.crt
+timeout = 60
+"""
+
+
+def test_container_pip_conf_keeps_only_what_exists_in_a_container():
+    conf = lab.container_pip_conf([HOST_PIP_CONF, "[global]\nfind-links = /opt/more\n"])
+    assert conf == ("[global]\n"
+                    "cert = /etc/ssl/certs/ca-certificates.crt\n"
+                    "extra-index-url = https://mirror.example/simple\n"
+                    "timeout = 60\n")
+
+
+def test_container_pip_conf_without_host_config_still_trusts_the_system_bundle():
+    assert lab.container_pip_conf([]) == "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
+    assert lab.container_pip_conf(["not an ini file"]) == lab.container_pip_conf([])
+
+
+def test_recipe_hash_is_stable_and_covers_every_input():
+    base = lab.image_recipe("trixie", {"a.crt": "1"}, "[global]\n")
+    assert lab.recipe_hash(base) == lab.recipe_hash(lab.image_recipe("trixie", {"a.crt": "1"}, "[global]\n"))
+    variants = [
+        lab.image_recipe("bookworm", {"a.crt": "1"}, "[global]\n"),
+        lab.image_recipe("trixie", {"a.crt": "2"}, "[global]\n"),
+        lab.image_recipe("trixie", {"a.crt": "1"}, "[global]\ntimeout = 5\n"),
+        {**base, "packages": base["packages"] + ["vim"]},
+        {**base, "version": base["version"] + 1},
+    ]
+    assert len({lab.recipe_hash(v) for v in variants} | {lab.recipe_hash(base)}) == len(variants) + 1
+
+
+def test_recipe_names_the_required_packages():
+    recipe = lab.image_recipe("trixie", {}, "")
+    for package in ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv",
+                    "ca-certificates", "iproute2", "procps", "curl"):
+        assert package in recipe["packages"]
+    assert "haproxy" in recipe["prefetch"]
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_up_and_down_refuse_to_run_without_root(monkeypatch, capsys):
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    assert lab.main(["up"]) == 2
+    assert lab.main(["down"]) == 2
+    assert "must run as root" in capsys.readouterr().err
+
+
+def test_a_bad_fleet_file_exits_2_before_touching_anything(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab, "ensure_tools", lambda: pytest.fail("must validate the fleet first"))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("hosts: {lb1: {address: 10.0.0.1, groups: [haproxy]}}\n")
+    assert lab.main(["up", "--fleet", str(bad)]) == 2
+    assert "127.0.0.0/8" in capsys.readouterr().err
