@@ -59,6 +59,8 @@ RECIPE_VERSION = 1
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv",
     "ca-certificates", "iproute2", "procps", "curl",
+    # Ansible check mode of the apt module needs python3-apt on the target.
+    "python3-apt",
 )
 # Downloaded (not installed) into the image's apt cache so role installs skip the network.
 PREFETCH_PACKAGES = ("haproxy", "socat", "python3-pip")
