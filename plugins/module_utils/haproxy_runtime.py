@@ -1,0 +1,611 @@
+# -*- coding: utf-8 -*-
+# Copyright: wtstack.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HAProxy's runtime API (the stats socket): client, parsers and the logic of our modules.
+
+Plain Python with no Ansible import, so it is unit-tested against replies captured from real
+HAProxy 2.6 and 3.0 (tests/unit/fixtures/haproxy/) and shared by the haproxy_server and
+haproxy_info modules, which only translate options in and errors out.
+
+A server's state is read from two commands and merged: ``show servers state`` carries the
+administrative flags and the user weight in a stable, versioned format; ``show stat`` carries
+what an operator watches (status, sessions, queue, seconds since the last session). ``show
+stat`` columns differ between versions, so rows are read by the header's names, never by
+position.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import socket
+import time
+from dataclasses import asdict, dataclass
+
+DEFAULT_SOCKET = "/run/haproxy/admin.sock"
+DEFAULT_TIMEOUT = 10.0
+ADMIN_STATES = ("ready", "drain", "maint")
+MAX_WEIGHT = 256  # HAProxy refuses larger weights
+_RECV_SIZE = 65536
+# Server rows of every proxy. Never `show stat <name> ...`: HAProxy looks the name up among all
+# proxies, and where a frontend and a backend share it (our `wt`) it picks the frontend.
+SHOW_SERVER_STATS = "show stat -1 4 -1"
+
+# srv_admin_state bits, from management.txt ("show servers state") and include/haproxy/server-t.h.
+ADMIN_FLAGS = (
+    (0x01, "FMAINT", "forced into maintenance over the runtime API"),
+    (0x02, "IMAINT", "maintenance inherited from a tracked server"),
+    (0x04, "CMAINT", "disabled in the configuration"),
+    (0x08, "FDRAIN", "forced into drain over the runtime API"),
+    (0x10, "IDRAIN", "drain inherited from a tracked server"),
+    (0x20, "RMAINT", "maintenance because its address did not resolve"),
+    (0x40, "HMAINT", "FQDN set over the runtime API"),
+)
+# HAProxy's own masks (SRV_ADMF_MAINT, SRV_ADMF_DRAIN). CMAINT is not in the maintenance mask:
+# it stays set on a server that was `disabled` in haproxy.cfg and has been enabled since.
+MAINT_MASK = 0x23
+DRAIN_MASK = 0x18
+INHERITED_MASK = 0x02 | 0x10 | 0x20  # flags `set server ... state` cannot clear
+
+OPERATIONAL_STATES = {0: "stopped", 1: "starting", 2: "running", 3: "stopping"}
+CHECK_RESULTS = {0: "unknown", 1: "neutral", 2: "failed", 3: "passed", 4: "condpass"}
+CHECK_ENABLED = 0x04
+CHECK_PAUSED = 0x08
+
+# HAProxy identifiers: names we splice into commands must not smuggle a `;` or a newline in.
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+_WEIGHT = re.compile(r"\s*(\d+)\s*(%?)\s*")
+
+# Replies HAProxy gives instead of output (same words in 2.6 and 3.0, see the fixtures).
+_UNKNOWN_BACKEND_REPLIES = ("No such backend.", "Can't find backend.", "No such proxy.")
+_UNKNOWN_SERVER_REPLIES = ("No such server.",)
+_PERMISSION_DENIED_REPLIES = ("Permission denied",)
+
+
+# --- errors -----------------------------------------------------------------
+
+class RuntimeApiError(Exception):
+    """Anything that stopped a runtime API exchange; ``str()`` is the message for the operator."""
+
+
+class SocketUnavailable(RuntimeApiError):
+    """The socket could not be reached at all (nothing was sent)."""
+
+
+class SocketMissing(SocketUnavailable):
+    pass
+
+
+class SocketPermissionDenied(SocketUnavailable):
+    pass
+
+
+class SocketConnectionRefused(SocketUnavailable):
+    pass
+
+
+class SocketTimeout(SocketUnavailable):
+    pass
+
+
+class CommandError(RuntimeApiError):
+    """HAProxy answered a command with an error message (``reply``)."""
+
+    def __init__(self, message, command=None, reply=None):
+        super().__init__(message)
+        self.command = command
+        self.reply = reply
+
+
+class CommandPermissionDenied(CommandError):
+    pass
+
+
+class UnknownBackend(CommandError):
+    pass
+
+
+class UnknownServer(CommandError):
+    pass
+
+
+# --- connection ---------------------------------------------------------------
+
+def parse_address(address):
+    """``(family, target)`` for a unix socket path or a ``tcp:HOST:PORT`` / ``ipv4@`` / ``ipv6@`` address."""
+    if not isinstance(address, str) or not address.strip():
+        raise RuntimeApiError("the runtime API address is empty: give a unix socket path or tcp:HOST:PORT")
+    address = address.strip()
+    if address.startswith("unix@"):
+        return socket.AF_UNIX, address[len("unix@"):]
+    if address.startswith("/"):
+        return socket.AF_UNIX, address
+    for scheme, family in (("tcp:", None), ("tcp@", None), ("ipv4@", socket.AF_INET), ("ipv6@", socket.AF_INET6)):
+        if address.startswith(scheme):
+            host, sep, port = address[len(scheme):].rpartition(":")
+            host = host.strip("[]")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                break
+            if family is None:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            return family, (host, int(port))
+    raise RuntimeApiError(
+        f"cannot read runtime API address '{address}': give an absolute unix socket path "
+        "(/run/haproxy/admin.sock) or tcp:HOST:PORT")
+
+
+def check_name(kind, name):
+    """Backend and server names go into command lines: refuse anything HAProxy would not name a proxy."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise RuntimeApiError(f"{kind} name {name!r} is not a HAProxy identifier (letters, digits, '-', '_', '.', ':')")
+    return name
+
+
+def classify_reply(command, reply, address=""):
+    """Raises the matching CommandError for an error reply; returns quietly for anything else."""
+    text = reply.strip()
+    first = text.splitlines()[0] if text else ""
+    where = f" on {address}" if address else ""
+    if first in _PERMISSION_DENIED_REPLIES:
+        raise CommandPermissionDenied(
+            f"HAProxy refused `{command}`{where}: Permission denied; the socket's `stats socket` line "
+            "needs `level admin`", command, reply)
+    if first in _UNKNOWN_BACKEND_REPLIES:
+        raise UnknownBackend(f"HAProxy has no backend named in `{command}`{where} ({first})", command, reply)
+    if first in _UNKNOWN_SERVER_REPLIES:
+        raise UnknownServer(f"HAProxy has no server named in `{command}`{where} ({first})", command, reply)
+    if first.startswith("Unknown command"):
+        raise CommandError(f"this HAProxy does not know `{command}`{where}", command, reply)
+
+
+class RuntimeClient:
+    """One connection per exchange, in HAProxy's non-interactive mode: send one line, read to EOF.
+
+    ``connect`` (tests only) replaces ``socket.socket`` + ``connect`` and returns a connected socket.
+    """
+
+    def __init__(self, address=DEFAULT_SOCKET, timeout=DEFAULT_TIMEOUT, connect=None):
+        self.address = address
+        self.family, self.target = parse_address(address)
+        self.timeout = float(timeout)
+        self._connect = connect or self._open
+
+    def _open(self):
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.target)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _connect_or_explain(self):
+        where = self.address
+        try:
+            return self._connect()
+        except FileNotFoundError:
+            raise SocketMissing(
+                f"HAProxy runtime socket {where} does not exist: is HAProxy running, and does haproxy.cfg "
+                f"declare `stats socket {self.target} level admin`?") from None
+        except PermissionError:
+            raise SocketPermissionDenied(
+                f"no permission to open HAProxy runtime socket {where}: run as root (become: true) or as a "
+                "member of the socket's group") from None
+        except ConnectionRefusedError:
+            raise SocketConnectionRefused(
+                f"nothing accepts connections on HAProxy runtime socket {where}: HAProxy is stopped or "
+                "restarting, or the address is wrong") from None
+        except socket.timeout:
+            raise SocketTimeout(f"HAProxy runtime socket {where} did not accept a connection within "
+                                f"{self.timeout:g} s") from None
+        except OSError as error:
+            raise SocketUnavailable(f"cannot connect to HAProxy runtime socket {where}: {error.strerror or error}") \
+                from None
+
+    def execute(self, command):
+        """Raw reply text. HAProxy closes the connection after answering, which ends the reply."""
+        if "\n" in command or "\r" in command:
+            raise RuntimeApiError(f"runtime API commands are one line: {command!r}")
+        deadline = time.monotonic() + self.timeout
+        sock = self._connect_or_explain()
+        chunks = []
+        try:
+            sock.sendall(command.encode() + b"\n")
+            while True:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(_RECV_SIZE)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except socket.timeout:
+            raise SocketTimeout(f"HAProxy runtime socket {self.address} did not finish answering `{command}` within "
+                                f"{self.timeout:g} s") from None
+        except OSError as error:
+            raise SocketUnavailable(f"HAProxy runtime socket {self.address} failed during `{command}`: "
+                                    f"{error.strerror or error}") from None
+        finally:
+            sock.close()
+        return b"".join(chunks).decode("utf-8", errors="replace")
+
+    def execute_batch(self, commands):
+        """Replies to several commands sent on one line (one connection, one consistent moment).
+
+        HAProxy ends each command's output with an empty line and never emits one inside it.
+        """
+        for command in commands:
+            if ";" in command:
+                raise RuntimeApiError(f"a batched command cannot contain ';': {command!r}")
+        reply = self.execute("; ".join(commands))
+        parts, current = [], []
+        lines = reply.split("\n")
+        lines.pop()  # what follows the last newline: nothing, unless the reply was cut short
+        for line in lines:
+            if line:
+                current.append(line + "\n")
+            elif len(parts) < len(commands):
+                parts.append("".join(current))
+                current = []
+        if len(parts) != len(commands):
+            raise CommandError(f"HAProxy answered {len(parts)} of {len(commands)} commands in "
+                               f"`{'; '.join(commands)}`: {reply.strip()[:200]}", "; ".join(commands), reply)
+        return parts
+
+    def command(self, command):
+        """Runs a command that answers nothing on success; any text back is HAProxy's error."""
+        reply = self.execute(command)
+        classify_reply(command, reply, self.address)
+        if reply.strip():
+            raise CommandError(f"HAProxy rejected `{command}` on {self.address}: {reply.strip()}", command, reply)
+
+    def show_info(self):
+        command = "show info"
+        reply = self.execute(command)
+        classify_reply(command, reply, self.address)
+        return parse_show_info(reply)
+
+    def show_stat(self, backend=None):
+        """Server rows of ``show stat`` (all backends, or one)."""
+        reply = self.execute(SHOW_SERVER_STATS)
+        classify_reply(SHOW_SERVER_STATS, reply, self.address)
+        return [row for row in parse_show_stat(reply, SHOW_SERVER_STATS) if backend in (None, row.get("pxname"))]
+
+    def show_servers_state(self, backend=None):
+        command = f"show servers state {check_name('backend', backend)}" if backend else "show servers state"
+        reply = self.execute(command)
+        classify_reply(command, reply, self.address)
+        return parse_servers_state(reply, command)
+
+    def servers(self, backend=None):
+        """Merged view of every server (of one backend): list of ServerView, read in one exchange."""
+        commands = [f"show servers state {check_name('backend', backend)}" if backend else "show servers state",
+                    SHOW_SERVER_STATS]
+        state_reply, stat_reply = self.execute_batch(commands)
+        try:
+            classify_reply(commands[0], state_reply, self.address)
+        except UnknownBackend:
+            raise UnknownBackend(f"HAProxy on {self.address} has no backend '{backend}'; "
+                                 f"its backends are: {', '.join(self.backend_names()) or 'none'}") from None
+        classify_reply(commands[1], stat_reply, self.address)
+        return merge_server_views(parse_servers_state(state_reply, commands[0]),
+                                  parse_show_stat(stat_reply, commands[1]))
+
+    def backend_names(self):
+        return sorted({row["be_name"] for row in self.show_servers_state()})
+
+    def server(self, backend, server):
+        check_name("server", server)
+        views = self.servers(backend)
+        for view in views:
+            if view.server == server:
+                return view
+        raise UnknownServer(f"backend '{backend}' on {self.address} has no server '{server}'; its servers are: "
+                            f"{', '.join(view.server for view in views) or 'none'}")
+
+    def set_server_state(self, backend, server, state):
+        if state not in ADMIN_STATES:
+            raise RuntimeApiError(f"server state must be one of {', '.join(ADMIN_STATES)}, not {state!r}")
+        self.command(state_command(backend, server, state))
+
+    def set_server_weight(self, backend, server, weight):
+        self.command(weight_command(backend, server, weight))
+
+
+def state_command(backend, server, state):
+    return f"set server {check_name('backend', backend)}/{check_name('server', server)} state {state}"
+
+
+def weight_command(backend, server, weight):
+    return f"set server {check_name('backend', backend)}/{check_name('server', server)} weight {int(weight)}"
+
+
+# --- parsers ------------------------------------------------------------------
+
+def parse_show_info(reply):
+    info = {}
+    for line in reply.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def parse_show_stat(reply, command="show stat"):
+    """Server rows (type 2) of ``show stat`` CSV as dicts of strings keyed by the header's names."""
+    lines = reply.splitlines()
+    if not lines or not lines[0].startswith("# pxname,"):
+        raise CommandError(f"unexpected reply to `{command}`: {reply.strip()[:200] or '(empty)'}", command, reply)
+    header = next(csv.reader([lines[0][2:]]))
+    rows = []
+    for values in csv.reader(line for line in lines[1:] if line):
+        row = dict(zip(header, values))
+        if row.get("type") == "2":
+            rows.append(row)
+    return rows
+
+
+def parse_servers_state(reply, command="show servers state"):
+    """Records of ``show servers state``: format version on line 1, '#' header, space separated fields."""
+    lines = [line for line in reply.splitlines() if line.strip()]
+    if not lines or not lines[0].strip().isdigit() or len(lines) < 2 or not lines[1].startswith("#"):
+        raise CommandError(f"unexpected reply to `{command}`: {reply.strip()[:200] or '(empty)'}", command, reply)
+    header = lines[1][1:].split()
+    return [dict(zip(header, line.split())) for line in lines[2:] if not line.startswith("#")]
+
+
+def _int(value, default=None):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def admin_flag_names(mask):
+    return [name for bit, name, _ in ADMIN_FLAGS if mask & bit]
+
+
+def admin_state(mask):
+    """``maint``, ``drain`` or ``ready`` from srv_admin_state, the way HAProxy itself ranks them."""
+    if mask & MAINT_MASK:
+        return "maint"
+    if mask & DRAIN_MASK:
+        return "drain"
+    return "ready"
+
+
+def explain_admin_flags(mask):
+    return "; ".join(meaning for bit, _, meaning in ADMIN_FLAGS if mask & bit) or "no administrative flag"
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """One server as the modules report it (``as_dict()`` is what they return)."""
+
+    backend: str
+    server: str
+    address: str | None
+    admin_state: str            # ready | drain | maint
+    admin_flags: tuple          # names of the srv_admin_state bits that are set
+    admin_mask: int
+    operational_state: str      # stopped | starting | running | stopping
+    status: str | None          # show stat's status: UP, DOWN, DRAIN, MAINT, NOLB, "UP 1/2", "no check"...
+    check_status: str | None    # L7OK, L4CON... ("* " prefix of a running check removed)
+    check_description: str | None
+    check_result: str           # unknown | neutral | failed | passed | condpass
+    checks_enabled: bool
+    check_health: int | None
+    check_rise: int | None
+    check_fall: int | None
+    weight: int | None          # user weight (what `set server ... weight` changes)
+    initial_weight: int | None  # weight from haproxy.cfg; `NN%` is relative to it
+    scur: int | None
+    qcur: int | None
+    stot: int | None
+    lastsess: int | None        # seconds since a session was last assigned, -1 if never
+
+    def as_dict(self):
+        result = asdict(self)
+        result["admin_flags"] = list(self.admin_flags)
+        return result
+
+
+def merge_server_views(state_records, stat_rows):
+    """ServerView per ``show servers state`` record, completed with its ``show stat`` row."""
+    stats = {(row.get("pxname"), row.get("svname")): row for row in stat_rows}
+    views = []
+    for record in state_records:
+        mask = _int(record.get("srv_admin_state"), 0)
+        check_state = _int(record.get("srv_check_state"), 0)
+        row = stats.get((record.get("be_name"), record.get("srv_name")), {})
+        check_status = (row.get("check_status") or "").lstrip("* ") or None
+        port = record.get("srv_port")
+        address = row.get("addr") or (f"{record.get('srv_addr')}:{port}" if port not in (None, "-", "0") else
+                                      record.get("srv_addr"))
+        views.append(ServerView(
+            backend=record.get("be_name"),
+            server=record.get("srv_name"),
+            address=address,
+            admin_state=admin_state(mask),
+            admin_flags=tuple(admin_flag_names(mask)),
+            admin_mask=mask,
+            operational_state=OPERATIONAL_STATES.get(_int(record.get("srv_op_state")), "unknown"),
+            status=row.get("status") or None,
+            check_status=check_status,
+            check_description=row.get("check_desc") or None,
+            check_result=CHECK_RESULTS.get(_int(record.get("srv_check_result")), "unknown"),
+            checks_enabled=bool(check_state & CHECK_ENABLED) and not check_state & CHECK_PAUSED,
+            check_health=_int(record.get("srv_check_health")),
+            check_rise=_int(row.get("check_rise")),
+            check_fall=_int(row.get("check_fall")),
+            weight=_int(record.get("srv_uweight")),
+            initial_weight=_int(record.get("srv_iweight")),
+            scur=_int(row.get("scur")),
+            qcur=_int(row.get("qcur")),
+            stot=_int(row.get("stot")),
+            lastsess=_int(row.get("lastsess")),
+        ))
+    return views
+
+
+# --- what the modules decide ----------------------------------------------------
+
+def target_weight(spec, initial_weight):
+    """Absolute weight HAProxy will apply for ``spec`` (int, "NN" or "NN%" of the configured weight).
+
+    Same arithmetic as HAProxy's server_parse_weight_change_request(): relative weights are
+    truncated and capped at 256.
+    """
+    match = _WEIGHT.fullmatch(str(spec))
+    if not match:
+        raise RuntimeApiError(f"weight must be a number 0..{MAX_WEIGHT} or a percentage like 50%, not {spec!r}")
+    value, relative = int(match.group(1)), match.group(2) == "%"
+    if relative:
+        if initial_weight is None:
+            raise RuntimeApiError("a relative weight needs the server's configured weight; HAProxy did not report it")
+        return min(MAX_WEIGHT, initial_weight * min(value, 25600) // 100)
+    if value > MAX_WEIGHT:
+        raise RuntimeApiError(f"weight {value} is above HAProxy's maximum of {MAX_WEIGHT}")
+    return value
+
+
+@dataclass(frozen=True)
+class Change:
+    """What it takes to bring one server to the wanted state and weight."""
+
+    commands: tuple
+    before: dict
+    after: dict
+
+    @property
+    def changed(self):
+        return bool(self.commands)
+
+
+def plan_change(view, state=None, weight=None):
+    """Commands (weight first, so a server coming back to ready gets its new share at once)."""
+    if state is not None and state not in ADMIN_STATES:
+        raise RuntimeApiError(f"server state must be one of {', '.join(ADMIN_STATES)}, not {state!r}")
+    before = {"admin_state": view.admin_state, "weight": view.weight}
+    after = dict(before)
+    commands = []
+    if weight is not None:
+        wanted = target_weight(weight, view.initial_weight)
+        if wanted != view.weight:
+            commands.append(weight_command(view.backend, view.server, wanted))
+            after["weight"] = wanted
+    if state is not None and state != view.admin_state:
+        commands.append(state_command(view.backend, view.server, state))
+        after["admin_state"] = state
+    return Change(tuple(commands), before, after)
+
+
+def unreached(view, change):
+    """Why ``view`` (read after running ``change``) is not what was asked, or None if it is."""
+    problems = []
+    if view.admin_state != change.after["admin_state"]:
+        problems.append(
+            f"it is still in {view.admin_state} ({explain_admin_flags(view.admin_mask)}), which "
+            f"`set server ... state {change.after['admin_state']}` cannot override")
+    if view.weight != change.after["weight"]:
+        problems.append(f"its weight is {view.weight}, not {change.after['weight']}")
+    if not problems:
+        return None
+    return f"{view.backend}/{view.server}: " + " and ".join(problems)
+
+
+# --- waiting ----------------------------------------------------------------------
+
+REACHED, WAITING, HOPELESS = "reached", "waiting", "hopeless"
+WAIT_CONDITIONS = ("drained", "up")
+
+
+def drained(view, quiet):
+    """No session, no queue, and no new session for ``quiet`` seconds (HAProxy's own lastsess clock)."""
+    if view.admin_state == "ready":
+        return HOPELESS, "it is in ready state, so it keeps receiving new sessions; set state drain or maint first"
+    if view.scur or view.qcur:
+        return WAITING, f"{view.scur} session(s) active and {view.qcur} queued"
+    if view.lastsess is not None and 0 <= view.lastsess < quiet:
+        return WAITING, f"last session assigned {view.lastsess} s ago, waiting for {quiet} s of quiet"
+    return REACHED, ("no active or queued session, none ever assigned" if view.lastsess in (None, -1) else
+                     f"no active or queued session, last one assigned {view.lastsess} s ago")
+
+
+def up(view):
+    """Running and, when checked, at full check health: a fresh health check passed, not just leaving maint."""
+    if view.admin_state == "maint":
+        return HOPELESS, "it is in maint, where HAProxy does not run health checks; set state ready or drain"
+    if view.operational_state != "running":
+        detail = f", last check {view.check_status} ({view.check_description})" if view.check_status else ""
+        return WAITING, f"status {view.status}{detail}"
+    if view.checks_enabled and view.check_rise and view.check_fall:
+        full = view.check_rise + view.check_fall - 1
+        if view.check_result != "passed" or (view.check_health is not None and view.check_health < full):
+            return WAITING, f"status {view.status}: health {view.check_health}/{full}, last check {view.check_status}"
+    return REACHED, f"status {view.status}" + (f", last check {view.check_status}" if view.check_status else "")
+
+
+def wait_check(condition, quiet):
+    """The check function wait_for() needs for a ``wait`` option value."""
+    if condition == "drained":
+        return lambda view: drained(view, quiet)
+    if condition == "up":
+        return up
+    raise RuntimeApiError(f"can wait for {' or '.join(WAIT_CONDITIONS)}, not {condition!r}")
+
+
+def wait_conflict(condition, admin_state):
+    """Why waiting for ``condition`` in ``admin_state`` could never succeed, or None."""
+    if condition == "drained" and admin_state == "ready":
+        return ("is to stay in ready state, where it keeps receiving new sessions, so it can never drain: "
+                "set state=drain (or maint) with wait=drained")
+    if condition == "up" and admin_state == "maint":
+        return ("is to stay in maint, where HAProxy runs no health check, so it can never be seen up: "
+                "set state=ready (or drain) with wait=up")
+    return None
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    condition: str
+    reached: bool
+    reason: str
+    elapsed: float
+    polls: int
+    observed: dict | None
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def wait_for(condition, poll, check, timeout, interval, clock=time.monotonic, sleep=time.sleep):
+    """Polls ``poll()`` (a ServerView) until ``check(view)`` is reached, hopeless, or ``timeout`` passes.
+
+    A socket that is briefly unavailable (HAProxy reloading) is polled again; the last error
+    becomes the reason if it never answers again. Any other runtime API error ends the wait.
+    """
+    start = clock()
+    polls = 0
+    view = None
+    reason = "not polled"
+    while True:
+        polls += 1
+        try:
+            view = poll()
+        except (SocketConnectionRefused, SocketMissing, SocketTimeout) as error:
+            verdict, reason = WAITING, str(error)
+        except RuntimeApiError as error:
+            verdict, reason = HOPELESS, str(error)
+        else:
+            verdict, reason = check(view)
+        elapsed = clock() - start
+        observed = view.as_dict() if view is not None else None
+        if verdict == REACHED:
+            return WaitOutcome(condition, True, reason, round(elapsed, 3), polls, observed)
+        if verdict == HOPELESS:
+            return WaitOutcome(condition, False, f"will never be {condition}: {reason}", round(elapsed, 3), polls,
+                               observed)
+        if elapsed >= timeout:
+            return WaitOutcome(condition, False, f"timed out after {timeout:g} s: {reason}", round(elapsed, 3), polls,
+                               observed)
+        sleep(max(0.0, min(interval, timeout - elapsed)))

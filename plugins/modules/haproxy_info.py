@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wtstack.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: haproxy_info
+short_description: Read the state of HAProxy backend servers from the runtime API
+description:
+  - Returns, for every server of every backend (or of one backend, or one server), its administrative
+    state, status, health check, weight, sessions and queue, read from the runtime API (the
+    C(stats socket)) with C(show servers state) and C(show stat).
+  - Read only; works the same in check mode.
+version_added: 0.1.0
+author:
+  - wtstack.fleet contributors
+options:
+  socket:
+    description:
+      - The runtime API address. An absolute unix socket path, or C(tcp:HOST:PORT)
+        (C(ipv4@HOST:PORT) and C(ipv6@[HOST]:PORT) are accepted too). Any socket level works.
+    type: str
+    default: /run/haproxy/admin.sock
+  backend:
+    description: Only this backend's servers. The module fails if HAProxy has no such backend.
+    type: str
+  server:
+    description: Only servers of this name (in O(backend), or in any backend). The module fails if there is none.
+    type: str
+  socket_timeout:
+    description: Seconds allowed for one runtime API command (connect, send, read the whole reply).
+    type: float
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    details: Read only.
+  diff_mode:
+    support: none
+seealso:
+  - module: wtstack.fleet.haproxy_server
+"""
+
+EXAMPLES = r"""
+- name: Read every server of backend wt
+  wtstack.fleet.haproxy_info:
+    backend: wt
+  register: haproxy
+  become: true
+
+- name: Fail unless every instance is up and ready
+  ansible.builtin.assert:
+    that: haproxy.servers | rejectattr('status', 'eq', 'UP') | list | length == 0
+    fail_msg: "{{ haproxy.servers | rejectattr('status', 'eq', 'UP') | map(attribute='server') | join(', ') }} not UP"
+
+- name: Sessions still on app1-9090
+  wtstack.fleet.haproxy_info:
+    socket: tcp:127.0.0.1:9999
+    server: app1-9090
+  register: app1
+"""
+
+RETURN = r"""
+haproxy:
+  description: The HAProxy process that answered (from C(show info)).
+  returned: always
+  type: dict
+  contains:
+    version:
+      description: HAProxy's version.
+      type: str
+      sample: 3.0.11-1+deb13u5
+    node:
+      description: Node name.
+      type: str
+      sample: lb1
+    pid:
+      description: Process id of the worker that answered.
+      type: int
+    uptime_sec:
+      description: Seconds since that worker started.
+      type: int
+servers:
+  description: One entry per server, in configuration order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    backend:
+      description: Backend name.
+      type: str
+      sample: wt
+    server:
+      description: Server name.
+      type: str
+      sample: app1-9090
+    address:
+      description: Address and port HAProxy connects to.
+      type: str
+      sample: 127.0.10.2:9090
+    admin_state:
+      description: Administrative state, V(ready), V(drain) or V(maint), as HAProxy ranks the flags.
+      type: str
+      sample: drain
+    admin_flags:
+      description:
+        - The administrative flags that are set (C(srv_admin_state) bits) FMAINT, IMAINT, CMAINT,
+          FDRAIN, IDRAIN, RMAINT, HMAINT. F = forced over the runtime API, I = inherited from a tracked
+          server, C = C(disabled) in the configuration, R = address resolution failed.
+      type: list
+      elements: str
+      sample: [FDRAIN]
+    admin_mask:
+      description: The raw C(srv_admin_state) bit mask.
+      type: int
+      sample: 8
+    operational_state:
+      description: V(stopped), V(starting), V(running) or V(stopping) (C(srv_op_state)).
+      type: str
+      sample: running
+    status:
+      description:
+        - The status column of C(show stat), for example C(UP), C(DOWN), C(DRAIN), C(MAINT), C(NOLB),
+          C(no check), or a transition such as C(UP 1/2) (up, one failed check) and C(DOWN 1/2).
+      type: str
+      sample: DRAIN
+    check_status:
+      description: Result of the last health check (C(L7OK), C(L4CON), C(L7STS)...), null if not checked.
+      type: str
+      sample: L7OK
+    check_description:
+      description: HAProxy's words for O(servers[].check_status).
+      type: str
+      sample: Layer7 check passed
+    check_result:
+      description: V(unknown), V(neutral), V(failed), V(passed) or V(condpass).
+      type: str
+    checks_enabled:
+      description: Whether health checks run now (they are paused in maint).
+      type: bool
+    check_health:
+      description: Check health counter, from 0 to rise+fall-1 (full health).
+      type: int
+    check_rise:
+      description: Consecutive passing checks needed to go up.
+      type: int
+    check_fall:
+      description: Consecutive failing checks needed to go down.
+      type: int
+    weight:
+      description: Current user weight.
+      type: int
+      sample: 100
+    initial_weight:
+      description: Weight from the configuration.
+      type: int
+      sample: 100
+    scur:
+      description: Current sessions.
+      type: int
+      sample: 0
+    qcur:
+      description: Queued requests waiting for this server.
+      type: int
+      sample: 0
+    stot:
+      description: Sessions since HAProxy started.
+      type: int
+      sample: 42
+    lastsess:
+      description: Seconds since a session was last given to the server, -1 if never.
+      type: int
+      sample: 17
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import (
+    DEFAULT_SOCKET,
+    RuntimeApiError,
+    RuntimeClient,
+)
+
+
+def _int(value):
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            socket=dict(type="str", default=DEFAULT_SOCKET),
+            backend=dict(type="str"),
+            server=dict(type="str"),
+            socket_timeout=dict(type="float", default=10),
+        ),
+        supports_check_mode=True,
+    )
+    backend, server = module.params["backend"], module.params["server"]
+    try:
+        client = RuntimeClient(module.params["socket"], timeout=module.params["socket_timeout"])
+        info = client.show_info()
+        if server and backend:
+            views = [client.server(backend, server)]
+        else:
+            views = client.servers(backend)
+            if server:
+                views = [view for view in views if view.server == server]
+                if not views:
+                    module.fail_json(msg=f"no backend on {module.params['socket']} has a server named '{server}'")
+    except RuntimeApiError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(
+        changed=False,
+        haproxy=dict(version=info.get("Version"), node=info.get("node"), pid=_int(info.get("Pid")),
+                     uptime_sec=_int(info.get("Uptime_sec"))),
+        servers=[view.as_dict() for view in views],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+"""haproxy_runtime against replies captured from real HAProxy 2.6 and 3.0 (tests/unit/fixtures/haproxy/).
+
+The fixtures come from tests/unit/fixtures/haproxy/lab.py: backend wt with app1-9090 and app1-9091
+healthy (app1-9091 has maxconn 1, to queue), app2-9090 on a port nothing listens on, app2-9091
+`disabled` in haproxy.cfg; backend static (balance source) with one unchecked server.
+"""
+
+import errno
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from ansible_collections.wtstack.fleet.plugins.module_utils import haproxy_runtime as rt
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "haproxy"
+VERSIONS = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir() and path.name[0].isdigit())
+
+
+def test_fixtures_cover_both_supported_versions():
+    assert VERSIONS == ["2.6", "3.0"]
+
+
+@pytest.fixture(params=VERSIONS)
+def captured(request):
+    directory = FIXTURES / request.param
+
+    def read(name):
+        return (directory / name).read_text()
+
+    read.version = request.param
+    return read
+
+
+def views(captured, state="show_servers_state_wt.txt", stat="show_stat.txt"):
+    merged = rt.merge_server_views(rt.parse_servers_state(captured(state)), rt.parse_show_stat(captured(stat)))
+    return {view.server: view for view in merged}
+
+
+# --- parsers ---------------------------------------------------------------------
+
+def test_show_stat_is_read_by_header_names_whatever_the_column_count(captured):
+    header = captured("show_stat.txt").splitlines()[0].split(",")
+    assert len(header) == {"2.6": 129, "3.0": 206}[captured.version]
+    rows = rt.parse_show_stat(captured("show_stat.txt"))
+    assert [(row["pxname"], row["svname"], row["status"]) for row in rows] == [
+        ("wt", "app1-9090", "UP"), ("wt", "app1-9091", "UP"), ("wt", "app2-9090", "DOWN"),
+        ("wt", "app2-9091", "MAINT"), ("static", "solo", "no check")]
+
+
+def test_server_rows_of_every_proxy(captured):
+    rows = rt.parse_show_stat(captured("show_stat_servers.txt"))
+    assert [(row["pxname"], row["svname"]) for row in rows] == [
+        ("wt", "app1-9090"), ("wt", "app1-9091"), ("wt", "app2-9090"), ("wt", "app2-9091"), ("static", "solo")]
+
+
+def test_show_stat_by_name_picks_the_frontend_of_the_same_name(captured):
+    """Why the client never filters `show stat` by name: our frontend and backend are both `wt`."""
+    reply = captured("show_stat_wt_is_the_frontend.txt")
+    assert reply.startswith("# pxname,") and rt.parse_show_stat(reply) == []
+
+
+def test_show_servers_state_records(captured):
+    records = rt.parse_servers_state(captured("show_servers_state.txt"))
+    assert [(r["be_name"], r["srv_name"], r["srv_admin_state"]) for r in records] == [
+        ("wt", "app1-9090", "0"), ("wt", "app1-9091", "0"), ("wt", "app2-9090", "0"), ("wt", "app2-9091", "5"),
+        ("static", "solo", "0")]
+
+
+def test_show_info(captured):
+    info = rt.parse_show_info(captured("show_info.txt"))
+    assert info["Version"].startswith(captured.version)
+    assert info["Name"] == "HAProxy"
+
+
+def test_a_reply_that_is_not_the_expected_table_is_an_error():
+    with pytest.raises(rt.CommandError, match="unexpected reply to `show stat`"):
+        rt.parse_show_stat("Permission denied\n\n")
+    with pytest.raises(rt.CommandError, match="unexpected reply"):
+        rt.parse_servers_state("")
+
+
+# --- merged view ---------------------------------------------------------------
+
+def test_initial_state(captured):
+    servers = views(captured)
+    healthy = servers["app1-9090"]
+    assert (healthy.admin_state, healthy.admin_flags, healthy.operational_state, healthy.status) == \
+        ("ready", (), "running", "UP")
+    assert (healthy.check_status, healthy.check_result, healthy.checks_enabled) == ("L7OK", "passed", True)
+    assert (healthy.check_health, healthy.check_rise, healthy.check_fall) == (3, 2, 2)
+    assert (healthy.weight, healthy.initial_weight, healthy.scur, healthy.qcur, healthy.lastsess) == \
+        (100, 100, 0, 0, -1)
+    assert healthy.address.endswith(":" + healthy.address.rsplit(":", 1)[1])
+
+    dead = servers["app2-9090"]
+    assert (dead.admin_state, dead.operational_state, dead.status, dead.check_status) == \
+        ("ready", "stopped", "DOWN", "L4CON")
+    assert dead.check_description == "Layer4 connection problem"
+
+    disabled = servers["app2-9091"]
+    assert (disabled.admin_state, disabled.admin_flags, disabled.status) == ("maint", ("FMAINT", "CMAINT"), "MAINT")
+    assert disabled.checks_enabled is False and disabled.check_status is None
+
+
+def test_unchecked_server(captured):
+    solo = views(captured, "show_servers_state.txt")["solo"]
+    assert (solo.status, solo.checks_enabled, solo.weight) == ("no check", False, 10)
+    assert rt.up(solo)[0] == rt.REACHED
+
+
+def test_drain_and_maint(captured):
+    drained = views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"]
+    assert (drained.admin_state, drained.admin_flags, drained.status) == ("drain", ("FDRAIN",), "DRAIN")
+    maint = views(captured, "show_servers_state_maint.txt", "show_stat_maint.txt")["app1-9090"]
+    assert (maint.admin_state, maint.admin_flags, maint.status, maint.operational_state) == \
+        ("maint", ("FMAINT",), "MAINT", "stopped")
+
+
+def test_drain_from_maint_replaces_maint(captured):
+    """One `state drain` is enough to leave maint for drain (no ready window in between)."""
+    assert captured("reply_set_state_drain_from_maint.txt") == "\n"
+    servers = views(captured, "show_servers_state_maint_drain.txt", "show_stat_maint.txt")
+    assert (servers["app1-9090"].admin_state, servers["app1-9090"].admin_flags) == ("drain", ("FDRAIN",))
+
+
+def test_configured_disabled_server_enabled_keeps_only_cmaint_and_is_ready(captured):
+    servers = views(captured, "show_servers_state_enabled_from_config.txt", "show_stat_enabled_from_config.txt")
+    server = servers["app2-9091"]
+    assert (server.admin_mask, server.admin_flags, server.admin_state, server.status) == (4, ("CMAINT",), "ready", "UP")
+
+
+def test_weights_absolute_relative_and_zero(captured):
+    servers = views(captured, "show_servers_state_weight.txt", "show_stat_weight.txt")
+    assert servers["app1-9091"].weight == 40
+    # `weight 33%` on a server configured with weight 50: HAProxy truncates 16.5 to 16.
+    assert (servers["app2-9090"].weight, servers["app2-9090"].initial_weight) == (16, 50)
+    assert rt.target_weight("33%", 50) == 16
+    zero = views(captured, "show_servers_state_enabled_from_config.txt", "show_stat_weight_zero.txt")["app1-9091"]
+    assert (zero.weight, zero.status) == (0, "UP")
+
+
+def test_sessions_and_queue_while_draining(captured):
+    busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")
+    assert (busy["app1-9090"].scur, busy["app1-9090"].status) == (1, "DRAIN")
+    assert (busy["app1-9091"].scur, busy["app1-9091"].qcur) == (1, 1)  # maxconn 1: the second request queues
+    idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
+    assert (idle.scur, idle.qcur, idle.stot) == (0, 0, 1)
+    assert idle.lastsess >= 3
+
+
+# --- replies that are errors -------------------------------------------------
+
+@pytest.mark.parametrize("name, error, words", [
+    ("error_no_such_backend.txt", rt.UnknownBackend, "No such backend."),
+    ("error_servers_state_no_backend.txt", rt.UnknownBackend, "Can't find backend."),
+    ("error_show_stat_no_backend.txt", rt.UnknownBackend, "No such proxy."),
+    ("error_no_such_server.txt", rt.UnknownServer, "No such server."),
+    ("error_permission_denied.txt", rt.CommandPermissionDenied, "level admin"),
+    ("error_unknown_command.txt", rt.CommandError, "does not know"),
+])
+def test_error_replies_are_recognised(captured, name, error, words):
+    with pytest.raises(error) as caught:
+        rt.classify_reply("the command", captured(name), "/run/haproxy/admin.sock")
+    assert words in str(caught.value)
+    assert caught.value.reply == captured(name)
+
+
+@pytest.mark.parametrize("name", ["error_bad_state.txt", "error_bad_weight.txt", "error_static_weight.txt"])
+def test_other_error_replies_are_command_errors_with_haproxys_words(captured, name):
+    rt.classify_reply("set server", captured(name))  # not one of the known kinds
+    client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket(captured(name)))
+    with pytest.raises(rt.CommandError) as caught:
+        client.command("set server wt/app1-9090 weight 300")
+    assert captured(name).strip() in str(caught.value)
+
+
+def test_successful_set_commands_answer_an_empty_line(captured):
+    for name in ("reply_set_state_drain.txt", "reply_set_state_maint.txt", "reply_set_state_ready.txt",
+                 "reply_set_weight.txt", "reply_set_weight_relative.txt", "reply_enable_server.txt"):
+        assert captured(name) == "\n", name
+
+
+# --- the client over real sockets --------------------------------------------
+
+class ReplaySocket:
+    """Stands in for a connected socket: records what is sent, replies with ``reply`` then EOF."""
+
+    def __init__(self, reply):
+        self.reply = reply.encode()
+        self.sent = b""
+
+    def settimeout(self, value):
+        pass
+
+    def sendall(self, data):
+        self.sent += data
+
+    def recv(self, size):
+        chunk, self.reply = self.reply[:size], self.reply[size:]
+        return chunk
+
+    def close(self):
+        pass
+
+
+class FakeHAProxy:
+    """A unix or TCP listener answering each command line from a dict, the way HAProxy does it."""
+
+    def __init__(self, replies, family=socket.AF_UNIX, path=None, silent=False):
+        self.replies = replies
+        self.received = []
+        self.silent = silent
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_UNIX:
+            self.listener.bind(path)
+            self.address = path
+        else:
+            self.listener.bind(("127.0.0.1", 0))
+            self.address = f"tcp:127.0.0.1:{self.listener.getsockname()[1]}"
+        self.listener.listen(8)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                line = b""
+                while not line.endswith(b"\n"):
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        break
+                    line += chunk
+                line = line.decode().strip()
+                self.received.append(line)
+                if self.silent:
+                    connection.recv(1)  # hold the connection open until the client gives up
+                    continue
+                unknown = "Unknown command, but maybe one of the following ones\n\n"
+                reply = "".join(self.replies.get(command.strip(), unknown) for command in line.split(";"))
+                for start in range(0, len(reply), 1000):  # several segments, as a long `show stat` arrives
+                    connection.sendall(reply[start:start + 1000].encode())
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def fake_haproxy(captured, tmp_path):
+    replies = {
+        "show info": captured("show_info.txt"),
+        "show servers state": captured("show_servers_state.txt"),
+        "show servers state wt": captured("show_servers_state_wt.txt"),
+        "show servers state nope": captured("error_servers_state_no_backend.txt"),
+        "show stat nope 4 -1": captured("error_show_stat_no_backend.txt"),
+        "show stat": captured("show_stat.txt"),
+        "show stat -1 4 -1": captured("show_stat_servers.txt"),
+        "set server wt/app1-9090 state drain": captured("reply_set_state_drain.txt"),
+        "set server wt/app1-9090 weight 300": captured("error_bad_weight.txt"),
+    }
+    server = FakeHAProxy(replies, path=str(tmp_path / "admin.sock"))
+    yield server
+    server.close()
+
+
+def test_client_reads_a_merged_server(fake_haproxy):
+    client = rt.RuntimeClient(fake_haproxy.address)
+    view = client.server("wt", "app1-9090")
+    assert (view.backend, view.server, view.status, view.admin_state) == ("wt", "app1-9090", "UP", "ready")
+    assert fake_haproxy.received == ["show servers state wt; show stat -1 4 -1"]
+    assert [row["svname"] for row in client.show_stat("static")] == ["solo"]
+    assert len(client.servers()) == 5
+    assert client.show_info()["Name"] == "HAProxy"
+
+
+def test_client_sends_set_commands(fake_haproxy):
+    client = rt.RuntimeClient(fake_haproxy.address)
+    client.set_server_state("wt", "app1-9090", "drain")
+    assert fake_haproxy.received[-1] == "set server wt/app1-9090 state drain"
+    with pytest.raises(rt.CommandError, match="Absolute weight can only be between 0 and 256"):
+        client.command("set server wt/app1-9090 weight 300")
+
+
+def test_unknown_backend_names_the_backends_there_are(fake_haproxy):
+    with pytest.raises(rt.UnknownBackend) as caught:
+        rt.RuntimeClient(fake_haproxy.address).server("nope", "app1-9090")
+    assert str(caught.value) == f"HAProxy on {fake_haproxy.address} has no backend 'nope'; its backends are: static, wt"
+
+
+def test_unknown_server_names_the_servers_there_are(fake_haproxy):
+    with pytest.raises(rt.UnknownServer) as caught:
+        rt.RuntimeClient(fake_haproxy.address).server("wt", "app9-9090")
+    assert str(caught.value) == (f"backend 'wt' on {fake_haproxy.address} has no server 'app9-9090'; its servers "
+                                 "are: app1-9090, app1-9091, app2-9090, app2-9091")
+
+
+def test_batch_replies_are_split_at_empty_lines(captured):
+    client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket(captured("batch_show_servers_state_and_stat.txt")))
+    state, stat = client.execute_batch(["show servers state wt", "show stat -1 4 -1"])
+    names = ["app1-9090", "app1-9091", "app2-9090", "app2-9091"]
+    assert [r["srv_name"] for r in rt.parse_servers_state(state)] == names
+    assert [r["svname"] for r in rt.parse_show_stat(stat)] == names + ["solo"]
+    client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket("\n\n" + captured("show_info.txt")))
+    replies = client.execute_batch(["set server wt/a weight 1", "set server wt/a state ready", "show info"])
+    assert replies[:2] == ["", ""] and replies[2].startswith("Name: HAProxy")
+    client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket(captured("show_info.txt")))
+    with pytest.raises(rt.CommandError, match="HAProxy answered 1 of 2 commands"):
+        client.execute_batch(["show info", "show stat"])
+    with pytest.raises(rt.RuntimeApiError, match="cannot contain ';'"):
+        client.execute_batch(["show info; show stat"])
+
+
+def test_batch_with_errors(captured):
+    client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket(captured("batch_error_no_backend.txt")))
+    assert client.execute_batch(["show servers state nope", "show stat nope 4 -1"]) == \
+        ["Can't find backend.\n", "No such proxy.\n"]
+
+
+def test_client_over_tcp(captured):
+    server = FakeHAProxy({"show info": captured("show_info.txt")}, family=socket.AF_INET)
+    try:
+        assert rt.RuntimeClient(server.address).show_info()["Version"].startswith(captured.version)
+    finally:
+        server.close()
+
+
+def test_missing_socket(tmp_path):
+    with pytest.raises(rt.SocketMissing, match="does not exist: is HAProxy running"):
+        rt.RuntimeClient(str(tmp_path / "admin.sock")).show_info()
+
+
+def test_stale_socket_file_is_connection_refused(tmp_path):
+    path = str(tmp_path / "admin.sock")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)  # bound, never listening: what a crashed HAProxy leaves behind
+    try:
+        with pytest.raises(rt.SocketConnectionRefused, match="HAProxy is stopped or restarting"):
+            rt.RuntimeClient(path).show_info()
+    finally:
+        stale.close()
+
+
+def test_permission_denied_on_the_socket_file():
+    def refuse():
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    with pytest.raises(rt.SocketPermissionDenied, match=r"become: true"):
+        rt.RuntimeClient("/run/haproxy/admin.sock", connect=refuse).show_info()
+
+
+def test_silence_times_out(tmp_path):
+    server = FakeHAProxy({}, path=str(tmp_path / "admin.sock"), silent=True)
+    try:
+        with pytest.raises(rt.SocketTimeout, match="did not finish answering `show info` within 0.2 s"):
+            rt.RuntimeClient(server.address, timeout=0.2).show_info()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("/run/haproxy/admin.sock", (socket.AF_UNIX, "/run/haproxy/admin.sock")),
+    ("unix@/run/haproxy/admin.sock", (socket.AF_UNIX, "/run/haproxy/admin.sock")),
+    ("tcp:127.0.0.1:9999", (socket.AF_INET, ("127.0.0.1", 9999))),
+    ("ipv4@127.0.0.1:9999", (socket.AF_INET, ("127.0.0.1", 9999))),
+    ("tcp:[::1]:9999", (socket.AF_INET6, ("::1", 9999))),
+    ("ipv6@[::1]:9999", (socket.AF_INET6, ("::1", 9999))),
+    ("tcp:localhost:9999", (socket.AF_INET, ("localhost", 9999))),
+])
+def test_addresses(address, expected):
+    assert rt.parse_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["", "admin.sock", "tcp:127.0.0.1", "tcp:127.0.0.1:99999", "tcp::9999"])
+def test_bad_addresses(address):
+    with pytest.raises(rt.RuntimeApiError):
+        rt.parse_address(address)
+
+
+@pytest.mark.parametrize("name", ["wt;disable server wt/app1", "wt app1", "", "wt\n"])
+def test_names_cannot_inject_commands(name):
+    with pytest.raises(rt.RuntimeApiError, match="is not a HAProxy identifier"):
+        rt.state_command(name, "app1-9090", "drain")
+    with pytest.raises(rt.RuntimeApiError, match="is not a HAProxy identifier"):
+        rt.weight_command("wt", name, 10)
+
+
+# --- planning ------------------------------------------------------------------
+
+def view_of(captured, server="app1-9090", state="show_servers_state_wt.txt", stat="show_stat.txt"):
+    return views(captured, state, stat)[server]
+
+
+def test_nothing_to_do_when_already_there(captured):
+    change = rt.plan_change(view_of(captured), state="ready", weight="100")
+    assert change.commands == () and not change.changed
+    assert rt.plan_change(view_of(captured)).commands == ()
+    assert rt.plan_change(view_of(captured), weight="100%").commands == ()
+
+
+def test_weight_before_state(captured):
+    change = rt.plan_change(view_of(captured, "app2-9090"), state="drain", weight="200%")
+    assert change.commands == ("set server wt/app2-9090 weight 100", "set server wt/app2-9090 state drain")
+    assert (change.before, change.after) == ({"admin_state": "ready", "weight": 50},
+                                             {"admin_state": "drain", "weight": 100})
+
+
+def test_leaving_maint(captured):
+    change = rt.plan_change(view_of(captured, "app2-9091"), state="ready")
+    assert change.commands == ("set server wt/app2-9091 state ready",)
+
+
+@pytest.mark.parametrize("spec, initial, expected", [
+    (0, 100, 0), ("256", 1, 256), ("50%", 100, 50), ("33%", 50, 16), ("1000%", 100, 256), ("0%", 100, 0),
+    (" 7 ", 100, 7), ("100%", 3, 3)])
+def test_target_weight(spec, initial, expected):
+    assert rt.target_weight(spec, initial) == expected
+
+
+@pytest.mark.parametrize("spec", ["257", "-1", "half", "50 %%", "", "1.5"])
+def test_bad_weights(spec):
+    with pytest.raises(rt.RuntimeApiError, match="weight"):
+        rt.target_weight(spec, 100)
+
+
+def test_bad_state(captured):
+    with pytest.raises(rt.RuntimeApiError, match="ready, drain, maint"):
+        rt.plan_change(view_of(captured), state="disabled")
+
+
+def test_unreached_explains_inherited_states(captured):
+    server = view_of(captured)
+    change = rt.plan_change(server, state="drain")
+    assert rt.unreached(views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"],
+                        change) is None
+    tracked = rt.ServerView(**{**server.as_dict(), "admin_flags": ("IMAINT",), "admin_mask": 0x02,
+                               "admin_state": "maint"})
+    problem = rt.unreached(tracked, rt.plan_change(server, state="ready", weight="10"))
+    assert problem == ("wt/app1-9090: it is still in maint (maintenance inherited from a tracked server), which "
+                       "`set server ... state ready` cannot override and its weight is 100, not 10")
+
+
+# --- waiting -----------------------------------------------------------------
+
+def test_drained_conditions(captured):
+    busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")
+    assert rt.drained(busy["app1-9090"], 2) == (rt.WAITING, "1 session(s) active and 0 queued")
+    assert rt.drained(busy["app1-9091"], 2)[0] == rt.HOPELESS  # still ready: it never drains
+    idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
+    assert rt.drained(idle, 2)[0] == rt.REACHED
+    assert rt.drained(idle, 60) == (rt.WAITING,
+                                    f"last session assigned {idle.lastsess} s ago, waiting for 60 s of quiet")
+    never = views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"]
+    assert rt.drained(never, 60) == (rt.REACHED, "no active or queued session, none ever assigned")
+    maint = views(captured, "show_servers_state_maint.txt", "show_stat_maint.txt")["app1-9090"]
+    assert rt.drained(maint, 2)[0] == rt.REACHED
+
+
+def test_up_conditions(captured):
+    assert rt.up(view_of(captured)) == (rt.REACHED, "status UP, last check L7OK")
+    # Just out of maint HAProxy calls it up at reduced health ("UP 1/2") before any check ran.
+    rejoining = views(captured, "show_servers_state_weight.txt", "show_stat_weight.txt")["app1-9090"]
+    assert rejoining.status == "UP 1/2"
+    assert rt.up(rejoining) == (rt.WAITING, "status UP 1/2: health 2/3, last check L7OK")
+    failing = views(captured, "show_servers_state_wt.txt", "show_stat_check_failing.txt")["app1-9090"]
+    failing = rt.ServerView(**{**failing.as_dict(), "operational_state": "stopped"})
+    assert rt.up(failing) == (rt.WAITING, "status DOWN, last check L7STS (Layer7 wrong status)")
+    assert rt.up(view_of(captured, "app2-9090"))[0] == rt.WAITING
+    maint = views(captured, "show_servers_state_maint.txt", "show_stat_maint.txt")["app1-9090"]
+    assert rt.up(maint)[0] == rt.HOPELESS
+    draining = views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"]
+    assert rt.up(draining) == (rt.REACHED, "status DRAIN, last check L7OK")
+
+
+def test_waits_that_cannot_succeed(captured):
+    assert "can never drain" in rt.wait_conflict("drained", "ready")
+    assert "can never be seen up" in rt.wait_conflict("up", "maint")
+    assert [rt.wait_conflict(c, s) for c, s in [("drained", "drain"), ("drained", "maint"), ("up", "ready"),
+                                                 ("up", "drain"), ("none", "ready")]] == [None] * 5
+    idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
+    assert rt.wait_check("drained", 2)(idle)[0] == rt.REACHED
+    assert rt.wait_check("drained", 600)(idle)[0] == rt.WAITING
+    assert rt.wait_check("up", 2) is rt.up
+    with pytest.raises(rt.RuntimeApiError, match="can wait for drained or up, not 'none'"):
+        rt.wait_check("none", 2)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def sequence(*items):
+    items = list(items)
+
+    def poll():
+        item = items.pop(0) if len(items) > 1 else items[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return poll
+
+
+def test_wait_until_reached(captured):
+    busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")["app1-9090"]
+    idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
+    clock = FakeClock()
+    outcome = rt.wait_for("drained", sequence(busy, busy, idle), lambda view: rt.drained(view, 2),
+                          timeout=60, interval=5, clock=clock, sleep=clock.sleep)
+    assert (outcome.reached, outcome.polls, outcome.elapsed, clock.sleeps) == (True, 3, 10.0, [5, 5])
+    assert outcome.observed["scur"] == 0 and outcome.reason.startswith("no active or queued session")
+
+
+def test_wait_times_out_with_the_last_values(captured):
+    busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")["app1-9090"]
+    clock = FakeClock()
+    outcome = rt.wait_for("drained", sequence(busy), lambda view: rt.drained(view, 2),
+                          timeout=12, interval=5, clock=clock, sleep=clock.sleep)
+    assert (outcome.reached, outcome.polls, outcome.elapsed, clock.sleeps) == (False, 4, 12.0, [5, 5, 2])
+    assert outcome.reason == "timed out after 12 s: 1 session(s) active and 0 queued"
+    assert outcome.observed["scur"] == 1
+
+
+def test_wait_stops_at_once_when_hopeless(captured):
+    clock = FakeClock()
+    outcome = rt.wait_for("drained", sequence(view_of(captured)), lambda view: rt.drained(view, 2),
+                          timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    assert (outcome.reached, outcome.polls, clock.sleeps) == (False, 1, [])
+    assert outcome.reason.startswith("will never be drained: it is in ready state")
+
+
+def test_wait_rides_out_a_reload_but_not_a_lost_server(captured):
+    clock = FakeClock()
+    refused = rt.SocketConnectionRefused("nothing accepts connections")
+    outcome = rt.wait_for("up", sequence(refused, refused, view_of(captured)), rt.up,
+                          timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    assert (outcome.reached, outcome.polls) == (True, 3)
+    outcome = rt.wait_for("up", sequence(refused), rt.up, timeout=2, interval=1, clock=clock, sleep=clock.sleep)
+    assert (outcome.reached, outcome.observed, outcome.reason) == (False, None,
+                                                                   "timed out after 2 s: nothing accepts connections")
+    gone = rt.UnknownServer("backend 'wt' has no server 'app1-9090'")
+    outcome = rt.wait_for("up", sequence(gone), rt.up, timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    assert (outcome.reached, outcome.polls) == (False, 1)
+    assert outcome.reason == "will never be up: backend 'wt' has no server 'app1-9090'"

@@ -1,0 +1,59 @@
+"""Runs our modules' code in-process against a real HAProxy (tests/unit/fixtures/haproxy/lab.py)."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+LAB_PY = Path(__file__).resolve().parents[2] / "fixtures" / "haproxy" / "lab.py"
+# State each lab server is restored to between tests: (admin state, weight).
+LAB_SERVERS = {"app1-9090": ("ready", 100), "app1-9091": ("ready", 100), "app2-9090": ("ready", 50),
+               "app2-9091": ("maint", 100)}
+
+
+def _load_lab():
+    spec = importlib.util.spec_from_file_location("haproxy_lab", LAB_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def _haproxy_lab(tmp_path_factory):
+    if not (shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")):
+        pytest.fail("haproxy is not installed: these tests drive a real HAProxy; install it (`apt-get install "
+                    "haproxy`, as .ci/run does) and run them again", pytrace=False)
+    lab = _load_lab().HAProxyLab(str(tmp_path_factory.mktemp("haproxy")))
+    lab.start()
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def haproxy_lab(_haproxy_lab):
+    """The shared HAProxy, with every server back in its configured state and every app healthy."""
+    lab = _haproxy_lab
+    for backend in lab.backends.values():
+        backend.healthy = True
+    for server, (state, weight) in LAB_SERVERS.items():
+        assert lab.command(f"set server wt/{server} weight {weight}") == "\n"
+        assert lab.command(f"set server wt/{server} state {state}") == "\n"
+    lab.wait_for_status({"app1-9090": "UP", "app1-9091": "UP", "app2-9090": "DOWN", "app2-9091": "MAINT"})
+    return lab
+
+
+@pytest.fixture
+def run_module(capsys):
+    """run_module(module, args, check_mode=False, diff=False) -> the module's result dict."""
+
+    def run(module, args, check_mode=False, diff=False):
+        args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        capsys.readouterr()
+        with patch_module_args(args), pytest.raises(SystemExit):
+            module.main()
+        return json.loads(capsys.readouterr().out)
+
+    return run

@@ -1,0 +1,49 @@
+"""haproxy_info against a real HAProxy."""
+
+import pytest
+from ansible_collections.wtstack.fleet.plugins.modules import haproxy_info
+
+
+@pytest.fixture
+def info(haproxy_lab, run_module):
+    def run(check_mode=False, **args):
+        return run_module(haproxy_info, {"socket": haproxy_lab.admin_socket, **args}, check_mode)
+
+    return run
+
+
+def test_every_server(haproxy_lab, info):
+    result = info()
+    assert result["changed"] is False
+    assert result["haproxy"]["version"] == haproxy_lab.version()
+    assert result["haproxy"]["pid"] == haproxy_lab.process.pid
+    assert [(s["backend"], s["server"], s["admin_state"], s["status"]) for s in result["servers"]] == [
+        ("wt", "app1-9090", "ready", "UP"), ("wt", "app1-9091", "ready", "UP"), ("wt", "app2-9090", "ready", "DOWN"),
+        ("wt", "app2-9091", "maint", "MAINT"), ("static", "solo", "ready", "no check")]
+    first = result["servers"][0]
+    assert first["address"] == f"127.0.0.1:{haproxy_lab.backends['a'].port}"
+    assert set(first) >= {"weight", "initial_weight", "scur", "qcur", "stot", "lastsess", "check_status",
+                          "operational_state", "admin_flags"}
+
+
+def test_one_backend_one_server_and_check_mode(info):
+    assert [s["server"] for s in info(backend="static")["servers"]] == ["solo"]
+    assert [s["server"] for s in info(backend="wt", server="app2-9090")["servers"]] == ["app2-9090"]
+    found = info(check_mode=True, server="solo")
+    assert [(s["backend"], s["server"]) for s in found["servers"]] == [("static", "solo")]
+
+
+def test_read_only_socket_is_enough(haproxy_lab, run_module):
+    result = run_module(haproxy_info, {"socket": haproxy_lab.user_socket, "backend": "wt"})
+    assert len(result["servers"]) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"backend": "web"}, "has no backend 'web'; its backends are: static, wt"),
+    ({"backend": "wt", "server": "solo"}, "backend 'wt' on {socket} has no server 'solo'"),
+    ({"server": "app9-9090"}, "no backend on {socket} has a server named 'app9-9090'"),
+])
+def test_unknown_names_fail(haproxy_lab, info, args, message):
+    result = info(**args)
+    assert result["failed"] is True
+    assert message.format(socket=haproxy_lab.admin_socket) in result["msg"]
