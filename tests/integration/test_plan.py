@@ -62,11 +62,13 @@ def example_plan(tmp_path_factory):
 
 def test_example_renders_every_managed_file(example_plan):
     files = sorted(str(p.relative_to(example_plan)) for p in example_plan.rglob("*") if p.is_file())
-    assert "lb1/etc/haproxy/haproxy.cfg" in files
-    assert "lb1/etc/haproxy/wt-sessions.map" in files
+    expected = ["lb1/etc/haproxy/haproxy.cfg", "lb1/etc/haproxy/wt-sessions.map",
+                "lb1/etc/systemd/system/haproxy.service.d/wtstack-server-state.conf"]
     for app in ("app1", "app2"):
-        assert f"{app}/etc/systemd/system/wt@.service" in files
-    assert not any(f.startswith(("app1/etc/haproxy", "lb1/etc/systemd")) for f in files), files
+        expected += [f"{app}/etc/systemd/system/wt@.service", f"{app}/etc/wtstack/wt/app.env",
+                     f"{app}/etc/wtstack/wt/instances/9090.env", f"{app}/etc/wtstack/wt/instances/9091.env",
+                     f"{app}/etc/wtstack/wt/wt_config.xml"]
+    assert files == sorted(expected)
 
 
 def test_example_haproxy_config_is_valid(example_plan):
@@ -114,7 +116,7 @@ def test_a_thousand_instances_render_and_validate(tmp_path):
     plan_dir = tmp_path / "plan"
     started = time.monotonic()
     # The load balancer side is the one that grows with the fleet; app hosts render per host.
-    result = run_plan(inventory, plan_dir, "--limit", "localhost,lb1")
+    result = run_plan(inventory, plan_dir, "--limit", "lb1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     print(f"plan for 1,000 instances (load balancer) took {time.monotonic() - started:.1f}s")
     assert len(map_entries(plan_dir, "lb1")) == 1000
