@@ -8,13 +8,14 @@ LAB := $(BIN)/python tests/lab/lab.py
 INVENTORY := .lab/inventory.yml
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv demo test unit integration e2e lab-up lab-down lab-status plan clean
+.PHONY: help venv demo test unit integration e2e lab-up lab-down lab-status plan bench clean
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
 	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab"
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
+	@echo "make bench       routing benchmark (~8 min): rewrites docs/benchmarks.md and docs/benchmarks.png"
 
 venv: $(VENV)/.installed
 
@@ -55,6 +56,9 @@ plan: venv
 	rm -rf .cache/plan
 	$(BIN)/ansible-playbook -i inventory.example playbooks/plan.yml -e plan_dir=$(CURDIR)/.cache/plan
 	@find .cache/plan -type f | sort
+
+bench: venv
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf .cache tests/output
