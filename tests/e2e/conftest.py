@@ -5,9 +5,9 @@ Debian 13 and 12, two app hosts, twelve Wt instances) and goes down at the end, 
 WTSTACK_KEEP_LAB=1 (handy while developing: the next run reuses the running lab).
 """
 
-import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -23,6 +23,17 @@ BIN = Path(sys.executable).parent
 FLEET = Path(os.environ.get("WTSTACK_E2E_FLEET", REPO / "tests/e2e/fleet.yml"))
 INVENTORY = REPO / ".lab/inventory.yml"
 SSH_KEY = REPO / ".lab/ssh/id_ed25519"
+# Runs on a load balancer: one runtime API command in argv[1], its reply on stdout.
+RUNTIME_API_SCRIPT = """
+import socket, sys
+client = socket.socket(socket.AF_UNIX)
+client.connect("/run/haproxy/admin.sock")
+client.sendall(sys.argv[1].encode() + b"\\n")
+reply = b""
+while chunk := client.recv(65536):
+    reply += chunk
+sys.stdout.write(reply.decode())
+"""
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -68,11 +79,11 @@ class Lab:
     def lb_urls(self):
         return [self.url(lb) for lb in self.topology.lb_hosts]
 
-    def ssh(self, host, command, check=True, timeout=60):
+    def ssh(self, host, command, check=True, timeout=60, stdin=None):
         result = subprocess.run(
             ["ssh", "-i", str(SSH_KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
              "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{self.address(host)}", command],
-            capture_output=True, text=True, timeout=timeout)
+            input=stdin, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{host}: `{command}` failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
@@ -91,10 +102,7 @@ class Lab:
 
     def runtime_api(self, lb, command):
         """One command on the load balancer's HAProxy runtime API socket."""
-        script = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); "
-                  "s.sendall(sys.argv[1].encode()+b'\\n'); out=b''\n"
-                  "while chunk:=s.recv(65536): out+=chunk\nsys.stdout.write(out.decode())")
-        return self.ssh(lb, f"python3 -c {json.dumps(script)} {json.dumps(command)}")
+        return self.ssh(lb, f"python3 - {shlex.quote(command)}", stdin=RUNTIME_API_SCRIPT)
 
     def server_status(self, lb, backend="wt"):
         """{server name: status} as HAProxy's `show stat` reports it (UP, DOWN, MAINT, DRAIN, ...)."""

@@ -66,3 +66,29 @@ def test_health_checks_do_not_create_sessions(lab, converged):
     lab.wait_for_status(lab.topology.lb_hosts[0], instance.server_name, {"UP"})
     time.sleep(5)  # at least two health-check intervals from every balancer
     assert whoami(direct)["sessions_created"] == before
+
+
+def test_websocket_for_a_live_session_reaches_its_instance(lab, converged):
+    """Wt accepts a WebSocket only on the instance holding the session (others answer 403)."""
+    import websocket
+
+    for base_url in lab.lb_urls:
+        session_id = new_session(base_url)
+        session_page(base_url, session_id)  # the session is live on its instance
+        url = base_url.replace("http://", "ws://", 1) + f"/?wtd={session_id}&request=ws"
+        connection = websocket.create_connection(url, timeout=10)
+        try:
+            assert connection.getstatus() == 101
+            first_frame = connection.recv()
+            print(f"\n{url}: 101, first frame {first_frame[:60]!r}")
+            assert first_frame  # Wt speaks first on a new WebSocket
+        finally:
+            connection.close()
+
+        # The same request for a session no instance holds is refused by Wt itself.
+        stranger = base_url.replace("http://", "ws://", 1) + f"/?wtd={session_id[:-4]}zzzz&request=ws"
+        try:
+            websocket.create_connection(stranger, timeout=10).close()
+            raise AssertionError("a WebSocket for an unknown session was accepted")
+        except websocket.WebSocketBadStatusException as error:
+            assert error.status_code in (403, 404), error

@@ -1,0 +1,104 @@
+"""A bounded load of live Wt sessions through the load balancers, recording every failure.
+
+Each session is a thread that sends `GET /?wtd=<id>&js=no` every `interval` seconds, through
+the balancers in turn, on a fresh connection each time (no client-side retry can hide an
+error). A request fails when it gets a status outside 2xx/3xx or a connection error. When
+the page a session gets shows another session id, the session was moved to a new instance
+(its own was taken out of rotation): the change is recorded and the new id adopted.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from wt_http import get, new_session, parse_page
+
+
+@dataclass
+class Move:
+    at: float
+    old_id: str
+    new_id: str
+
+
+@dataclass
+class SessionRecord:
+    session_id: str
+    requests: int = 0
+    failures: list = field(default_factory=list)
+    moves: list = field(default_factory=list)
+
+
+class SessionLoad:
+    def __init__(self, base_urls, prefixes, sessions=40, interval=0.2, max_seconds=900):
+        self.base_urls = list(base_urls)
+        self.prefixes = list(prefixes)
+        self.wanted = sessions
+        self.interval = interval
+        self.deadline = time.monotonic() + max_seconds  # bounded even if stop() is never called
+        self.records = []
+        self._stop = threading.Event()
+        self._threads = []
+
+    def start(self):
+        """Open sessions until there are `sessions` of them and every instance holds at least one."""
+        covered = set()
+        attempts = 0
+        while len(self.records) < self.wanted or covered != set(self.prefixes):
+            attempts += 1
+            assert attempts < self.wanted * 20, f"new sessions reached only {sorted(covered)}"
+            session_id = new_session(self.base_urls[attempts % len(self.base_urls)])
+            prefix = next(p for p in self.prefixes if session_id.startswith(p))
+            if len(self.records) >= self.wanted and prefix in covered:
+                continue
+            covered.add(prefix)
+            self.records.append(SessionRecord(session_id))
+        for index, record in enumerate(self.records):
+            thread = threading.Thread(target=self._run, args=(index, record), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _run(self, index, record):
+        turn = index
+        next_at = time.monotonic() + (index % 10) * self.interval / 10  # spread the threads out
+        while not self._stop.is_set() and time.monotonic() < self.deadline:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += self.interval
+            base_url = self.base_urls[turn % len(self.base_urls)]
+            turn += 1
+            record.requests += 1
+            try:
+                status, body = get(f"{base_url}/?wtd={record.session_id}&js=no", timeout=10)
+            except OSError as error:
+                record.failures.append((time.time(), base_url, f"{type(error).__name__}: {error}"))
+                continue
+            if not 200 <= status < 400:
+                record.failures.append((time.time(), base_url, f"HTTP {status}"))
+                continue
+            page = parse_page(status, body)
+            if page.session_id and page.session_id != record.session_id:
+                record.moves.append(Move(time.time(), record.session_id, page.session_id))
+                record.session_id = page.session_id
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        return self
+
+    @property
+    def requests(self):
+        return sum(record.requests for record in self.records)
+
+    @property
+    def failures(self):
+        return [failure for record in self.records for failure in record.failures]
+
+    @property
+    def moves(self):
+        return [move for record in self.records for move in record.moves]
+
+    def summary(self):
+        return (f"{len(self.records)} sessions, {self.requests} requests, {len(self.failures)} failed, "
+                f"{len(self.moves)} sessions moved")
