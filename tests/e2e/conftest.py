@@ -88,11 +88,12 @@ class Lab:
             raise AssertionError(f"{host}: `{command}` failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
 
-    def playbook(self, playbook, *args, timeout=1500):
+    def playbook(self, playbook, *args, timeout=1500, inventory=None):
         env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
         started = time.monotonic()
-        result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory_path), playbook, *args],
+        result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory_path),
+                                 playbook, *args],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
         log = REPO / "tests/output" / f"{Path(playbook).stem}-{int(time.time())}.log"

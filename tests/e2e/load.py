@@ -4,7 +4,9 @@ Each session is a thread that sends `GET /?wtd=<id>&js=no` every `interval` seco
 the balancers in turn, on a fresh connection each time (no client-side retry can hide an
 error). A request fails when it gets a status outside 2xx/3xx or a connection error. When
 the page a session gets shows another session id, the session was moved to a new instance
-(its own was taken out of rotation): the change is recorded and the new id adopted.
+(its own was taken out of rotation). Wt does not keep a session it started for a request that
+carried an unknown id, so the client then does what Wt's JavaScript does in a browser: it
+reloads the page, i.e. starts a new session, and carries on with that one.
 """
 
 import threading
@@ -78,8 +80,15 @@ class SessionLoad:
                 continue
             page = parse_page(status, body)
             if page.session_id and page.session_id != record.session_id:
-                record.moves.append(Move(time.time(), record.session_id, page.session_id))
-                record.session_id = page.session_id
+                moved_at = time.time()
+                record.requests += 1
+                try:
+                    new_id = new_session(base_url)
+                except (OSError, AssertionError) as error:
+                    record.failures.append((time.time(), base_url, f"new session: {error}"))
+                    continue
+                record.moves.append(Move(moved_at, record.session_id, new_id))
+                record.session_id = new_id
 
     def stop(self):
         self._stop.set()
