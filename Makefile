@@ -38,10 +38,10 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 integration: venv
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest -s tests/integration
 
 e2e: venv
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest -s tests/e2e
 
 lab-up: venv
 	$(LAB) up --fleet $(FLEET)

@@ -1,5 +1,7 @@
 """site.yml converges the fresh lab, and converging again changes nothing."""
 
+import re
+
 
 def test_first_run_converges_every_host(lab, converged):
     recap = converged.recap()
@@ -37,3 +39,18 @@ def test_both_target_releases_are_covered(lab, converged):
     print(f"\nload balancers: {releases} running HAProxy {versions}")
     assert {version.split(".")[0] + "." + version.split(".")[1] for version in versions.values()} == {"2.6", "3.0"}
     assert set(releases.values()) == {"bookworm", "trixie"}
+
+
+def test_units_verify_and_are_hardened_on_the_hosts(lab, converged):
+    """systemd-analyze on the app hosts themselves (Debian 13's systemd): verify, and exposure <= 2.0."""
+    scores = {}
+    for host in lab.topology.app_hosts:
+        for instance in lab.topology.instances_on(host):
+            verify = lab.ssh(host, f"systemd-analyze verify {instance.unit_name} 2>&1; echo rc=$?")
+            assert verify.strip().endswith("rc=0") and instance.unit_name not in verify, verify
+            security = lab.ssh(host, f"systemd-analyze security --no-pager {instance.unit_name}")
+            exposure = re.search(r"Overall exposure level for \S+: ([0-9.]+)", security)
+            assert exposure, security[-500:]
+            scores[f"{host}/{instance.unit_name}"] = float(exposure.group(1))
+    print(f"\nsystemd-analyze security exposure: {sorted(set(scores.values()))} over {len(scores)} units")
+    assert max(scores.values()) <= 2.0, scores
