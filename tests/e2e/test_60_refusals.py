@@ -1,0 +1,30 @@
+"""What the fleet refuses: an invalid HAProxy snippet changes nothing; instances answer only on their address."""
+
+import socket
+
+from wt_http import get
+
+
+def test_invalid_extra_config_is_rejected_and_nothing_changes(lab, converged):
+    lb = lab.topology.lb_hosts[0]
+    files = "/etc/haproxy/haproxy.cfg /etc/haproxy/wt-sessions.map"
+    before = lab.ssh(lb, f"sha256sum {files}; systemctl show -p MainPID --value haproxy")
+    run = lab.playbook("site.yml", "--limit", lb, "-e", "haproxy_extra_config='bogus-directive on'")
+    assert run.returncode != 0
+    assert "bogus-directive" in run.output and "unknown keyword" in run.output, run.output[-3000:]
+    after = lab.ssh(lb, f"sha256sum {files}; systemctl show -p MainPID --value haproxy")
+    assert after == before, "the live configuration or the HAProxy process changed"
+    assert get(lab.url(lb) + "/health")[0] == 200
+    print(f"\ninvalid snippet refused; checksums and master pid unchanged:\n{after}")
+
+
+def test_instances_listen_only_on_their_configured_address(lab, converged):
+    instance = lab.topology.instances[0]
+    with socket.create_connection((instance.connect_address, instance.port), timeout=5):
+        pass
+    for other in ("127.0.0.1", "127.0.10.250"):
+        try:
+            socket.create_connection((other, instance.port), timeout=5).close()
+        except ConnectionRefusedError:
+            continue
+        raise AssertionError(f"{instance.server_name} also answers on {other}:{instance.port}")
