@@ -8,13 +8,15 @@ LAB := $(BIN)/python tests/lab/lab.py
 INVENTORY := .lab/inventory.yml
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv demo test unit integration e2e lab-up lab-down lab-status plan bench clean
+.PHONY: help venv demo test lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
 	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab"
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
+	@echo "make lint        ansible-lint (production) and changelog lint"
+	@echo "make sanity      ansible-test sanity and units on the built collection"
 	@echo "make bench       routing benchmark (~8 min): rewrites docs/benchmarks.md and docs/benchmarks.png"
 
 venv: $(VENV)/.installed
@@ -32,7 +34,7 @@ demo: venv
 	@echo "The fleet is up: open http://127.0.10.1/"
 	@echo "Tear it down with: make lab-down"
 
-test: unit integration e2e
+test: lint sanity unit integration e2e
 
 unit: venv
 	$(BIN)/pytest tests/unit
@@ -42,6 +44,30 @@ integration: venv
 
 e2e: venv
 	$(BIN)/pytest -s tests/e2e
+
+lint: venv
+	$(BIN)/ansible-lint
+	$(BIN)/antsibull-changelog lint
+
+# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, so it tests the built
+# tarball (what users install) unpacked there, outside the checkout: inside it, ansible-test would
+# list files with the checkout's git, which ignores them.
+COLLECTION_BUILD ?= /tmp/wtstack-fleet-collection
+COLLECTION_TREE := $(COLLECTION_BUILD)/ansible_collections/wtstack/fleet
+TEST_PYTHON = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ANSIBLE_TEST = cd $(COLLECTION_TREE) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test
+# ansible-test fetches its pip bootstrap script from a host outside the package registries.
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+
+collection: venv
+	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE)
+	$(BIN)/ansible-galaxy collection build --force --output-path $(COLLECTION_BUILD)
+	tar -xzf $(COLLECTION_BUILD)/wtstack-fleet-*.tar.gz -C $(COLLECTION_TREE)
+
+sanity: collection
+	test -e $(GET_PIP_CACHE) || install -D -m 0644 tests/sanity/get_pip_offline.py $(GET_PIP_CACHE)
+	$(ANSIBLE_TEST) sanity --local --python $(TEST_PYTHON) --requirements --color no
+	$(ANSIBLE_TEST) units --local --python $(TEST_PYTHON) --requirements --color no
 
 lab-up: venv
 	$(LAB) up --fleet $(FLEET)

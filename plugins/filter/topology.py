@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: topology
-author: wtstack.fleet contributors
+author: wtstack.fleet contributors (@wtstack)
 version_added: "0.1.0"
 short_description: Compute and validate the Wt fleet's routing topology from the inventory
 description:

@@ -361,7 +361,7 @@ def _int(value, default=None):
 
 
 def admin_flag_names(mask):
-    return [name for bit, name, _ in ADMIN_FLAGS if mask & bit]
+    return [name for bit, name, dummy in ADMIN_FLAGS if mask & bit]
 
 
 def admin_state(mask):
@@ -374,7 +374,7 @@ def admin_state(mask):
 
 
 def explain_admin_flags(mask):
-    return "; ".join(meaning for bit, _, meaning in ADMIN_FLAGS if mask & bit) or "no administrative flag"
+    return "; ".join(meaning for bit, dummy, meaning in ADMIN_FLAGS if mask & bit) or "no administrative flag"
 
 
 @dataclass(frozen=True)

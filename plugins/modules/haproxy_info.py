@@ -16,7 +16,7 @@ description:
   - Read only; works the same in check mode.
 version_added: 0.1.0
 author:
-  - wtstack.fleet contributors
+  - wtstack.fleet contributors (@wtstack)
 options:
   socket:
     description:
@@ -36,9 +36,11 @@ options:
     default: 10
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read only.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 seealso:
   - module: wtstack.fleet.haproxy_server
@@ -132,7 +134,7 @@ servers:
       type: str
       sample: L7OK
     check_description:
-      description: HAProxy's words for O(servers[].check_status).
+      description: HAProxy's words for RV(servers[].check_status).
       type: str
       sample: Layer7 check passed
     check_result:

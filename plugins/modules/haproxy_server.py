@@ -19,7 +19,7 @@ description:
   - Designed for rolling restarts of Wt instances; see C(playbooks/rolling_restart.yml).
 version_added: 0.1.0
 author:
-  - wtstack.fleet contributors
+  - wtstack.fleet contributors (@wtstack)
 options:
   socket:
     description:
@@ -83,9 +83,11 @@ options:
     default: 10
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the server and reports what would change; sends no command that changes anything and does not wait.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the server's administrative state and weight before and after.
 notes:

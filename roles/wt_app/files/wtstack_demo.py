@@ -37,7 +37,7 @@ def instance_identity(argv):
     parser.add_argument("--session-id-prefix", default="")
     parser.add_argument("--http-port", default="")
     parser.add_argument("--http-address", default="")
-    known, _ = parser.parse_known_args(argv)
+    known, dummy = parser.parse_known_args(argv)
     return {
         "prefix": known.session_id_prefix,
         "host": socket.gethostname(),

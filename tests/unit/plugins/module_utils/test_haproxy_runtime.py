@@ -226,7 +226,7 @@ class FakeHAProxy:
     def _serve(self):
         while True:
             try:
-                connection, _ = self.listener.accept()
+                connection, dummy = self.listener.accept()
             except OSError:
                 return
             with connection:
@@ -479,8 +479,8 @@ def test_up_conditions(captured):
 def test_waits_that_cannot_succeed(captured):
     assert "can never drain" in rt.wait_conflict("drained", "ready")
     assert "can never be seen up" in rt.wait_conflict("up", "maint")
-    assert [rt.wait_conflict(c, s) for c, s in [("drained", "drain"), ("drained", "maint"), ("up", "ready"),
-                                                 ("up", "drain"), ("none", "ready")]] == [None] * 5
+    pairs = [("drained", "drain"), ("drained", "maint"), ("up", "ready"), ("up", "drain"), ("none", "ready")]
+    assert [rt.wait_conflict(c, s) for c, s in pairs] == [None] * 5
     idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
     assert rt.wait_check("drained", 2)(idle)[0] == rt.REACHED
     assert rt.wait_check("drained", 600)(idle)[0] == rt.WAITING

@@ -42,7 +42,13 @@ def test_documented_options_match_the_argument_spec(name):
 @pytest.mark.parametrize("name", MODULES)
 def test_ansible_doc_renders(name):
     ansible_doc = Path(sys.executable).parent / "ansible-doc"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    # The checkout finds wtstack.fleet through its collections/ symlink; a copy under
+    # ansible_collections/wtstack/fleet (ansible-test, an installed tarball) through its parents.
+    in_tree = REPO.parent.parent.name == "ansible_collections"
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO.parents[2] if in_tree else REPO / "collections"))
+    env.pop("ANSIBLE_CONFIG", None)
+    # ansible-test units gives module tests an ansible package of module_utils only; ansible-doc needs all of it.
+    env.pop("PYTHONPATH", None)
     out = subprocess.run([str(ansible_doc), "--json", f"wtstack.fleet.{name}"], cwd=REPO, env=env,
                          capture_output=True, text=True, check=True).stdout
     doc = json.loads(out)[f"wtstack.fleet.{name}"]
