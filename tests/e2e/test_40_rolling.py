@@ -96,3 +96,24 @@ def test_rolling_upgrade_moves_every_instance_to_the_new_version(lab, converged)
                 for i in lab.topology.instances}
     assert set(versions.values()) == {"2.0"}, versions
     print(f"every instance now reports version 2.0 ({run.seconds:.0f}s)")
+
+
+def test_a_failed_roll_stops_out_of_rotation_and_resumes(lab, converged):
+    """A roll that cannot finish an instance stops there, leaves it out of rotation, and a re-run resumes."""
+    first = lab.topology.instances_on(lab.topology.app_hosts[0])[0]
+    only_first = ["--limit", first.host, "-e", f'{{"rolling_restart_servers": ["{first.server_name}"]}}']
+    run = lab.playbook("playbooks/rolling_restart.yml", "-e", "rolling_restart_health_path=/no-such-page",
+                       "-e", "rolling_restart_start_timeout=3", *only_first)
+    assert run.returncode != 0
+    assert f"Rolling restart stopped at {first.server_name}" in run.output, run.output[-3000:]
+    assert "resume" in run.output
+    for lb in lab.topology.lb_hosts:
+        statuses = lab.server_status(lb)
+        assert statuses.pop(first.server_name).startswith("MAINT"), statuses
+        assert set(statuses.values()) == {"UP"}, statuses
+
+    resumed = lab.playbook("playbooks/rolling_restart.yml", *only_first)
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    for lb in lab.topology.lb_hosts:
+        assert set(lab.server_status(lb).values()) == {"UP"}
+    print(f"\nfailed roll stopped at {first.server_name} (left in MAINT); resumed in {resumed.seconds:.0f}s")
