@@ -8,13 +8,14 @@ LAB := $(BIN)/python tests/lab/lab.py
 INVENTORY := .lab/inventory.yml
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv demo test lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean
+.PHONY: help venv demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
 	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab"
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
+	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
 	@echo "make lint        ansible-lint (production) and changelog lint"
 	@echo "make sanity      ansible-test sanity and units on the built collection"
 	@echo "make bench       routing benchmark (~8 min): rewrites docs/benchmarks.md and docs/benchmarks.png"
@@ -34,7 +35,7 @@ demo: venv
 	@echo "The fleet is up: open http://127.0.10.1/"
 	@echo "Tear it down with: make lab-down"
 
-test: lint sanity unit integration e2e
+test: lint sanity unit integration compat e2e
 
 unit: venv
 	$(BIN)/pytest tests/unit
@@ -44,6 +45,17 @@ integration: venv
 
 e2e: venv
 	$(BIN)/pytest -s tests/e2e
+
+OLDEST := .venv-oldest
+
+$(OLDEST)/.installed: requirements-oldest.txt
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet -r requirements-oldest.txt
+	touch $@
+
+# Everything but the lab, on the oldest ansible-core in the support range.
+compat: $(OLDEST)/.installed
+	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(OLDEST)/bin/pytest tests/unit/plugins tests/unit/test_collection_docs.py tests/integration
 
 lint: venv
 	$(BIN)/ansible-lint

@@ -1,12 +1,26 @@
 """Runs our modules' code in-process against a real HAProxy (tests/unit/fixtures/haproxy/lab.py)."""
 
+import contextlib
 import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # the oldest ansible-core we support reads module arguments from basic._ANSIBLE_ARGS
+    from ansible.module_utils import basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
 
 LAB_PY = Path(__file__).resolve().parents[2] / "fixtures" / "haproxy" / "lab.py"
 # State each lab server is restored to between tests: (admin state, weight).
