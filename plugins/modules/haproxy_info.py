@@ -18,30 +18,23 @@ version_added: 0.1.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:
-  socket:
-    description:
-      - The runtime API address. An absolute unix socket path, or C(tcp:HOST:PORT)
-        (C(ipv4@HOST:PORT) and C(ipv6@[HOST]:PORT) are accepted too). Any socket level works.
-    type: str
-    default: /run/haproxy/admin.sock
   backend:
     description: Only this backend's servers. The module fails if HAProxy has no such backend.
     type: str
   server:
     description: Only servers of this name (in O(backend), or in any backend). The module fails if there is none.
     type: str
-  socket_timeout:
-    description: Seconds allowed for one runtime API command (connect, send, read the whole reply).
-    type: float
-    default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - wtstack.fleet.runtime_api
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read only.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 seealso:
   - module: wtstack.fleet.haproxy_server
 """

@@ -21,14 +21,6 @@ version_added: 0.1.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:
-  socket:
-    description:
-      - The runtime API address. An absolute unix socket path, or C(tcp:HOST:PORT)
-        (C(ipv4@HOST:PORT) and C(ipv6@[HOST]:PORT) are accepted too).
-      - The socket must be declared with C(level admin); at lower levels HAProxy answers
-        C(Permission denied) to C(set server).
-    type: str
-    default: /run/haproxy/admin.sock
   backend:
     description: Name of the backend that holds O(server).
     type: str
@@ -77,19 +69,18 @@ options:
     description: Seconds between two polls while waiting.
     type: float
     default: 1
-  socket_timeout:
-    description: Seconds allowed for one runtime API command (connect, send, read the whole reply).
-    type: float
-    default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - wtstack.fleet.runtime_api
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the server and reports what would change; sends no command that changes anything and does not wait.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows the server's administrative state and weight before and after.
+  platform:
+    platforms: posix
 notes:
   - Run it on the load balancer (C(delegate_to) each host of the haproxy group), usually with
     C(become) because the socket is owned by root and the haproxy group.

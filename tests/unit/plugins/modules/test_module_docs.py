@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 import yaml
+from ansible_collections.wtstack.fleet.plugins.doc_fragments import runtime_api
 from ansible_collections.wtstack.fleet.plugins.modules import haproxy_info, haproxy_server
 
 REPO = Path(__file__).resolve().parents[4]
@@ -26,7 +27,10 @@ def argument_spec(module):
 @pytest.mark.parametrize("name", MODULES)
 def test_documented_options_match_the_argument_spec(name):
     module = MODULES[name]
-    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    documentation = yaml.safe_load(module.DOCUMENTATION)
+    documented = dict(documentation["options"])
+    if "wtstack.fleet.runtime_api" in documentation.get("extends_documentation_fragment", []):
+        documented.update(yaml.safe_load(runtime_api.ModuleDocFragment.DOCUMENTATION)["options"])
     spec = argument_spec(module)
     assert sorted(documented) == sorted(spec)
     for option, doc in documented.items():
