@@ -56,8 +56,11 @@ class PlaybookRun:
 
 
 class Lab:
-    def __init__(self, inventory_path):
+    def __init__(self, inventory_path, installed_collections):
         self.inventory_path = inventory_path
+        # Playbooks named by FQCN (wtstack.fleet.site) run from the collection built and installed
+        # like a user would; paths (site.yml, playbooks/...) run from the checkout.
+        self.installed_collections = installed_collections
         inventory = yaml.safe_load(inventory_path.read_text())
         self.groups = {"all": []}
         self.hostvars = {}
@@ -91,12 +94,14 @@ class Lab:
     def playbook(self, playbook, *args, timeout=1500, inventory=None):
         env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
+        if playbook.startswith("wtstack.fleet."):
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(self.installed_collections)
         started = time.monotonic()
         result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory_path),
                                  playbook, *args],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
-        log = REPO / "tests/output" / f"{Path(playbook).stem}-{int(time.time())}.log"
+        log = REPO / "tests/output" / f"{playbook.rsplit('/', 1)[-1].removesuffix('.yml')}-{int(time.time())}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(run.output)
         return run
@@ -124,21 +129,35 @@ class Lab:
             time.sleep(0.5)
 
 
+def install_collection(workdir):
+    """Build the collection tarball and install it into a fresh collections path, as a user would."""
+    galaxy = str(BIN / "ansible-galaxy")
+    subprocess.run([galaxy, "collection", "build", "--force", "--output-path", str(workdir)], cwd=REPO,
+                   check=True, capture_output=True, text=True)
+    tarball = next(workdir.glob("wtstack-fleet-*.tar.gz"))
+    installed = workdir / "collections"
+    subprocess.run([galaxy, "collection", "install", str(tarball), "-p", str(installed)], cwd=workdir,
+                   check=True, capture_output=True, text=True)
+    return installed
+
+
 @pytest.fixture(scope="session")
-def lab():
+def lab(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the lab needs root: it mounts overlays and boots containers with systemd-nspawn")
+    installed = install_collection(tmp_path_factory.mktemp("collection"))
     seconds = lab_command("up", "--fleet", str(FLEET))
     print(f"\nlab up took {seconds:.0f}s")
-    yield Lab(INVENTORY)
+    yield Lab(INVENTORY, installed)
     if os.environ.get("WTSTACK_KEEP_LAB") != "1":
         lab_command("down", timeout=600)
 
 
 @pytest.fixture(scope="session")
 def converged(lab):
-    """The first site.yml run on the fresh lab; every e2e test builds on it."""
-    run = lab.playbook("site.yml")
-    print(f"\nfirst site.yml took {run.seconds:.0f}s")
+    """The first converge of the fresh lab, by the installed collection's wtstack.fleet.site."""
+    run = lab.playbook("wtstack.fleet.site")
+    print(f"\nfirst wtstack.fleet.site (installed collection) took {run.seconds:.0f}s")
     assert run.returncode == 0, run.output[-6000:]
+    assert str(lab.installed_collections) in run.output, "the run did not use the installed collection"
     return run

@@ -10,6 +10,7 @@ def test_first_run_converges_every_host(lab, converged):
 
 
 def test_second_run_changes_nothing(lab, converged):
+    """From the checkout, after the installed collection converged: the two agree to the byte."""
     run = lab.playbook("site.yml")
     assert run.returncode == 0, run.output[-6000:]
     recap = run.recap()

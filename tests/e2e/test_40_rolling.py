@@ -83,7 +83,8 @@ def test_rolling_restart_under_load_fails_no_request(lab, converged):
     instances = lab.topology.instances
     start = start_seconds(lab, instances[0])
     lab.wait_for_status(lab.topology.lb_hosts[0], instances[0].server_name, {"UP"})
-    run, load = check_roll(lab, "playbooks/rolling_restart.yml")
+    run, load = check_roll(lab, "wtstack.fleet.rolling_restart")
+    assert str(lab.installed_collections) in run.output
     rise = 2 * 2  # haproxy_check_rise x haproxy_check_interval (role defaults)
     floor = len(instances) * (QUIET + start + rise)
     print(f"roll of {len(instances)} instances: {run.seconds:.0f}s; floor (quiet {QUIET}s + start {start:.1f}s "
@@ -91,7 +92,7 @@ def test_rolling_restart_under_load_fails_no_request(lab, converged):
 
 
 def test_rolling_upgrade_moves_every_instance_to_the_new_version(lab, converged):
-    run, load = check_roll(lab, "playbooks/rolling_upgrade.yml", "-e", "wt_app_version=2.0")
+    run, load = check_roll(lab, "playbooks/rolling_upgrade.yml", "-e", "wt_app_version=2.0")  # from the checkout
     versions = {i.server_name: whoami(f"http://{i.connect_address}:{i.port}")["version"]
                 for i in lab.topology.instances}
     assert set(versions.values()) == {"2.0"}, versions
