@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fleet  # noqa: E402
+import proxy_overhead  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -606,11 +607,8 @@ def render_markdown(report):
     lines += ["### Reading the numbers", "", *report["notes"], ""]
 
     scale = report["scale"]
+    lines += proxy_overhead.markdown(report.get("proxy_overhead"))
     lines += [
-        "## 2. Proxy overhead vs the Wt demo app",
-        "",
-        "Not yet measured.",
-        "",
         "## 3. Ansible cost on the lab",
         "",
         "Not yet measured.",
@@ -786,6 +784,9 @@ def main():
         for process in responder_processes:
             stop(process)
 
+    log("proxy overhead: the Wt demo app directly vs through HAProxy")
+    proxy = proxy_overhead.measure(settings, workdir, log, start, stop)
+
     log(f"topology at scale: {settings['scale_instances']} instances")
     scale = run_scale(settings["scale_instances"], workdir)
     renderer_check = None
@@ -805,6 +806,7 @@ def main():
         "scenarios": scenarios,
         "routing_checks": checks,
         "scale": scale,
+        "proxy_overhead": proxy,
         "profiles": profiles,
         "renderer_check": renderer_check,
         "measurements": results,
