@@ -132,12 +132,15 @@ class Lab:
 def install_collection(workdir):
     """Build the collection tarball and install it into a fresh collections path, as a user would."""
     galaxy = str(BIN / "ansible-galaxy")
+    # Not the checkout's ansible.cfg: through its collections_path, wtstack.fleet counts as installed already.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ANSIBLE_")}
     subprocess.run([galaxy, "collection", "build", "--force", "--output-path", str(workdir)], cwd=REPO,
-                   check=True, capture_output=True, text=True)
+                   env=env, check=True, capture_output=True, text=True)
     tarball = next(workdir.glob("wtstack-fleet-*.tar.gz"))
     installed = workdir / "collections"
-    subprocess.run([galaxy, "collection", "install", str(tarball), "-p", str(installed)], cwd=workdir,
-                   check=True, capture_output=True, text=True)
+    subprocess.run([galaxy, "collection", "install", "--force", str(tarball), "-p", str(installed)], cwd=workdir,
+                   env=env, check=True, capture_output=True, text=True)
+    assert (installed / "ansible_collections/wtstack/fleet/playbooks/site.yml").is_file(), "install failed"
     return installed
 
 
