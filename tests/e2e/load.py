@@ -2,7 +2,8 @@
 
 Each session is a thread that sends `GET /?wtd=<id>&js=no` every `interval` seconds, through
 the balancers in turn, on a fresh connection each time (no client-side retry can hide an
-error). A request fails when it gets a status outside 2xx/3xx or a connection error. When
+error). A request fails when it gets a status outside 2xx/3xx or a connection error, or no
+answer within REQUEST_TIMEOUT. Slow answers (over SLOW seconds) are counted and reported too. When
 the page a session gets shows another session id, the session was moved to a new instance
 (its own was taken out of rotation). Wt does not keep a session it started for a request that
 carried an unknown id, so the client then does what Wt's JavaScript does in a browser: it
@@ -14,6 +15,9 @@ import time
 from dataclasses import dataclass, field
 
 from wt_http import get, new_session, parse_page
+
+REQUEST_TIMEOUT = 30  # longer than any pause a roll may cause; HAProxy's own server timeout is 60 s
+SLOW = 2.0
 
 
 @dataclass
@@ -28,6 +32,7 @@ class SessionRecord:
     session_id: str
     requests: int = 0
     failures: list = field(default_factory=list)
+    slow: list = field(default_factory=list)
     moves: list = field(default_factory=list)
 
 
@@ -70,11 +75,15 @@ class SessionLoad:
             base_url = self.base_urls[turn % len(self.base_urls)]
             turn += 1
             record.requests += 1
+            started = time.time()
             try:
-                status, body = get(f"{base_url}/?wtd={record.session_id}&js=no", timeout=10)
+                status, body = get(f"{base_url}/?wtd={record.session_id}&js=no", timeout=REQUEST_TIMEOUT)
             except OSError as error:
-                record.failures.append((time.time(), base_url, f"{type(error).__name__}: {error}"))
+                record.failures.append((started, base_url, f"{type(error).__name__}: {error}"))
                 continue
+            finally:
+                if time.time() - started > SLOW:
+                    record.slow.append((started, base_url, round(time.time() - started, 1)))
             if not 200 <= status < 400:
                 record.failures.append((time.time(), base_url, f"HTTP {status}"))
                 continue
@@ -105,9 +114,14 @@ class SessionLoad:
         return [failure for record in self.records for failure in record.failures]
 
     @property
+    def slow(self):
+        return sorted(slow for record in self.records for slow in record.slow)
+
+    @property
     def moves(self):
         return [move for record in self.records for move in record.moves]
 
     def summary(self):
+        slowest = max((seconds for *_, seconds in self.slow), default=0)
         return (f"{len(self.records)} sessions, {self.requests} requests, {len(self.failures)} failed, "
-                f"{len(self.moves)} sessions moved")
+                f"{len(self.slow)} slower than {SLOW:.0f}s (slowest {slowest}s), {len(self.moves)} sessions moved")

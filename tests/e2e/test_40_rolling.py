@@ -63,6 +63,8 @@ def check_roll(lab, playbook, *args):
     assert run.returncode == 0, run.output[-6000:]
 
     print(f"\n{playbook}: {load.summary()} during a {run.seconds:.0f}s roll")
+    if load.slow:
+        print(f"slow requests (start, balancer, seconds): {load.slow[:10]}")
     assert load.failures == [], load.failures[:20]
     assert load.requests > SESSIONS * run.seconds / INTERVAL * 0.5, "the load generator fell behind"
 
