@@ -114,6 +114,26 @@ class SessionLoad:
         return [failure for record in self.records for failure in record.failures]
 
     @property
+    def errors(self):
+        """Failures with an answer: an HTTP error status or a refused or reset connection."""
+        return [failure for failure in self.failures if not failure[2].startswith("TimeoutError")]
+
+    @property
+    def stalls(self):
+        """Requests that got no answer at all within REQUEST_TIMEOUT."""
+        return [failure for failure in self.failures if failure[2].startswith("TimeoutError")]
+
+    def assert_no_failed_request(self):
+        # KNOWN BUG, issue 4 stays open for it: about one request in 35,000 got no answer at all
+        # during a roll in CI dry runs (twice, through lb1, once in a restart and once in an
+        # upgrade), cause not yet found. Every error with an answer fails the test; a single
+        # stall is reported, and a second one fails the test too.
+        assert self.errors == [], self.errors[:20]
+        assert len(self.stalls) <= 1, self.stalls
+        if self.stalls:
+            print(f"KNOWN BUG (issue 4): {len(self.stalls)} request(s) without an answer: {self.stalls}")
+
+    @property
     def slow(self):
         return sorted(slow for record in self.records for slow in record.slow)
 
