@@ -145,7 +145,7 @@ def ensure_venv(log):
     return python
 
 
-def _listening(address, port):
+def listening(address, port):
     try:
         socket.create_connection((address, port), timeout=1).close()
         return True
@@ -156,7 +156,7 @@ def _listening(address, port):
 def free_block():
     for slot in range(201, 255):
         base = f"{NETWORK}{slot}."
-        if not _listening(base + "1", LB_PORT) and not _listening(base + "2", APP_PORT):
+        if not listening(base + "1", LB_PORT) and not listening(base + "2", APP_PORT):
             return base
     raise RuntimeError(f"no free {NETWORK}x.0/24 block")
 
@@ -182,7 +182,7 @@ def wait_for(address, port, process, log_path, timeout=30):
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{log_path.name}: exited:\n{log_path.read_text()[-3000:]}")
-        if _listening(address, port):
+        if listening(address, port):
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {address}:{port} after {timeout} s; see {log_path}")

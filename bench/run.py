@@ -139,17 +139,9 @@ def free_slot():
         fleet.use_slot(slot)
         probes = [(fleet.APP_NETWORK + "1", fleet.BASE_PORT), (fleet.LB_NETWORK + "1", fleet.LB_PORT),
                   (fleet.LB_NETWORK + "101", fleet.LB_PORT)]
-        if all(_refused(address, port) for address, port in probes):
+        if not any(proxy_overhead.listening(address, port) for address, port in probes):
             return slot
     raise RuntimeError("no free 127.77.x.0/24 + 127.78.x.0/24 pair for the benchmark")
-
-
-def _refused(address, port):
-    try:
-        socket.create_connection((address, port), timeout=1).close()
-        return False
-    except OSError:
-        return True
 
 
 def backend_connections(stats_socket):
