@@ -72,6 +72,12 @@ class Lab:
                 self.hostvars.setdefault(host, {}).update(hostvars or {})
         self.topology = build_topology(self.groups, self.hostvars)
 
+    @property
+    def output_dir(self):
+        path = REPO / "tests/output"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def address(self, host):
         return self.hostvars[host]["ansible_host"]
 
@@ -101,8 +107,7 @@ class Lab:
                                  playbook, *args],
                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
-        log = REPO / "tests/output" / f"{playbook.rsplit('/', 1)[-1].removesuffix('.yml')}-{int(time.time())}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+        log = self.output_dir / f"{playbook.rsplit('/', 1)[-1].removesuffix('.yml')}-{int(time.time())}.log"
         log.write_text(run.output)
         return run
 

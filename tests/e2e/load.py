@@ -79,13 +79,13 @@ class SessionLoad:
             try:
                 status, body = get(f"{base_url}/?wtd={record.session_id}&js=no", timeout=REQUEST_TIMEOUT)
             except OSError as error:
-                record.failures.append((started, base_url, f"{type(error).__name__}: {error}"))
+                record.failures.append((started, base_url, f"{type(error).__name__}: {error}", record.session_id))
                 continue
             finally:
                 if time.time() - started > SLOW:
                     record.slow.append((started, base_url, round(time.time() - started, 1)))
             if not 200 <= status < 400:
-                record.failures.append((time.time(), base_url, f"HTTP {status}"))
+                record.failures.append((started, base_url, f"HTTP {status}", record.session_id))
                 continue
             page = parse_page(status, body)
             if page.session_id and page.session_id != record.session_id:
@@ -94,7 +94,7 @@ class SessionLoad:
                 try:
                     new_id = new_session(base_url)
                 except (OSError, AssertionError) as error:
-                    record.failures.append((time.time(), base_url, f"new session: {error}"))
+                    record.failures.append((moved_at, base_url, f"new session: {error}", record.session_id))
                     continue
                 record.moves.append(Move(moved_at, record.session_id, new_id))
                 record.session_id = new_id
@@ -123,7 +123,39 @@ class SessionLoad:
         """Requests that got no answer at all within REQUEST_TIMEOUT."""
         return [failure for failure in self.failures if failure[2].startswith("TimeoutError")]
 
-    def assert_no_failed_request(self):
+    def explain_failures(self, lab, limit=5):
+        """What the balancer and the instance logged around each failed request (first `limit`).
+
+        HAProxy logs a request when it ends (for a client that gave up: termination state C...),
+        with its timers Tq/Tw/Tc/Tr/Ta and the server it went to; the instance's journal says
+        what Wt was doing then. Written to tests/output/failed-requests.log and printed.
+        """
+        by_url = {lab.url(lb): lb for lb in lab.topology.lb_hosts}
+        by_prefix = {instance.prefix: instance for instance in lab.topology.instances}
+        report = []
+        for started, base_url, message, session_id in self.failures[:limit]:
+            lb = by_url[base_url]
+            since, until = int(started) - 2, int(started) + REQUEST_TIMEOUT + 35
+            report.append(f"=== {message} at {started:.3f} via {lb}, session {session_id}")
+            report.append(lab.ssh(lb, f"journalctl -u haproxy -o short-unix --no-pager --since @{since} "
+                                      f"--until @{until} | grep -e '{session_id}' -e 'Server wt/' | head -40",
+                                  check=False))
+            instance = next((i for p, i in by_prefix.items() if session_id.startswith(p)), None)
+            if instance is not None:
+                report.append(f"--- {instance.unit_name} on {instance.host}")
+                journal = (f"journalctl -u {instance.unit_name} -o short-unix --no-pager --since @{since} "
+                           f"--until @{until}")
+                wanted = f"grep -i -e '{session_id}' -e error -e warn -e start -e stop -e kill | head -60"
+                report.append(lab.ssh(instance.host, f"{journal} | {wanted}", check=False))
+        text = "\n".join(report)
+        output = lab.output_dir / "failed-requests.log"
+        output.write_text(text)
+        print(text)
+        return text
+
+    def assert_no_failed_request(self, lab):
+        if self.failures:
+            self.explain_failures(lab)
         # KNOWN BUG, issue 4 stays open for it: about one request in 35,000 got no answer at all
         # during a roll in CI dry runs (twice, through lb1, once in a restart and once in an
         # upgrade), cause not yet found. Every error with an answer fails the test; a single

@@ -65,7 +65,7 @@ def check_roll(lab, playbook, *args):
     print(f"\n{playbook}: {load.summary()} during a {run.seconds:.0f}s roll")
     if load.slow:
         print(f"slow requests (start, balancer, seconds): {load.slow[:10]}")
-    load.assert_no_failed_request()
+    load.assert_no_failed_request(lab)
     assert load.requests > SESSIONS * run.seconds / INTERVAL * 0.5, "the load generator fell behind"
 
     windows = maintenance_windows(lab, since)

@@ -47,7 +47,7 @@ def test_scale_in_then_out_fails_no_request(lab, converged, tmp_path):
     everyone = [instance.prefix for instance in lab.topology.instances]
     run, load, since = converge_under_load(lab, inventory_with(lab, tmp_path, app1, count - 1), everyone)
     print(f"\nscale-in of {removed.server_name}: {load.summary()} during {run.seconds:.0f}s")
-    load.assert_no_failed_request()
+    load.assert_no_failed_request(lab)
     windows = maintenance_windows(lab, since)
     assert windows.get(removed.server_name), "the removed instance never went into maintenance"
     for move in load.moves:
@@ -60,7 +60,7 @@ def test_scale_in_then_out_fails_no_request(lab, converged, tmp_path):
     remaining = [prefix for prefix in everyone if prefix != removed.prefix]
     run, load, _ = converge_under_load(lab, lab.inventory_path, remaining)
     print(f"scale-out back to {count} on {app1}: {load.summary()} during {run.seconds:.0f}s")
-    load.assert_no_failed_request()
+    load.assert_no_failed_request(lab)
     assert load.moves == [], "adding an instance moved sessions"
     for lb in lab.topology.lb_hosts:
         lab.wait_for_status(lb, removed.server_name, {"UP"}, timeout=30)
