@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ansible_cost  # noqa: E402
 import fleet  # noqa: E402
 import proxy_overhead  # noqa: E402
 
@@ -51,6 +52,7 @@ CONNECTIONS = 8
 NEW_SESSION_PERCENT = 10
 SESSION_REQUESTS = 100 // NEW_SESSION_PERCENT
 GOAL = 0.95
+ANSIBLE_ROUNDS = 3
 
 # Backend connection behaviour must be the same for both designs within a scenario, or the
 # ratio measures connection reuse instead of routing (design.md, "Measuring routing cost fairly").
@@ -600,11 +602,8 @@ def render_markdown(report):
 
     scale = report["scale"]
     lines += proxy_overhead.markdown(report.get("proxy_overhead"))
+    lines += ansible_cost.markdown(report.get("ansible_cost"))
     lines += [
-        "## 3. Ansible cost on the lab",
-        "",
-        "Not yet measured.",
-        "",
         f"## 4. Topology at scale ({scale['instances']:,} instances)",
         "",
         f"A generated inventory of {scale['app_hosts']} app hosts × {scale['instances'] // scale['app_hosts']} "
@@ -715,6 +714,9 @@ def main():
     parser.add_argument("--renderer", choices=("jinja2", "plan"), default="jinja2",
                         help="render our config with jinja2 directly (default) or with playbooks/plan.yml")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--ansible-cost", choices=("auto", "yes", "no"), default="auto",
+                        help="section 3 on the lab (needs root; replaces a running lab): auto = when root, "
+                             "not with --quick")
     parser.add_argument("--render-only", type=Path, metavar="RESULTS",
                         help="measure nothing: rewrite the page and plot from a --results file of an earlier run")
     arguments = parser.parse_args()
@@ -749,6 +751,15 @@ def main():
 
     facts = machine_facts()
     log(f"{facts['haproxy']}; nproc {facts['nproc']}; work directory {workdir}")
+    ansible = None
+    if arguments.ansible_cost == "yes" or (arguments.ansible_cost == "auto" and not arguments.quick
+                                           and os.geteuid() == 0):
+        # First, so that the lab is down again before anything below is timed.
+        log("Ansible cost: idempotent site.yml on the lab, 2 vs 16 instances per app host")
+        try:
+            ansible = ansible_cost.run(ANSIBLE_ROUNDS, log)
+        finally:
+            ansible_cost.lab("down")
     rng = random.Random(2010)
     # If the renderer cannot work, fail before anything starts.
     fleet.use_slot(free_slot())
@@ -799,6 +810,7 @@ def main():
         "routing_checks": checks,
         "scale": scale,
         "proxy_overhead": proxy,
+        "ansible_cost": ansible,
         "profiles": profiles,
         "renderer_check": renderer_check,
         "measurements": results,
