@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -52,6 +53,9 @@ CONNECTIONS = 8
 NEW_SESSION_PERCENT = 10
 SESSION_REQUESTS = 100 // NEW_SESSION_PERCENT
 GOAL = 0.95
+# The HAProxy under test (not the responders'): --haproxy replaces it, e.g. with another release
+# run from a root filesystem that sees the work directory at the same path.
+BALANCER = ["haproxy"]
 ANSIBLE_ROUNDS = 3
 
 # Backend connection behaviour must be the same for both designs within a scenario, or the
@@ -240,7 +244,7 @@ def measure_scenario(name, scenario, settings, workdir, rng, log, profiles):
         for balancer in balancers:
             assert_free(balancer["address"], fleet.LB_PORT)
             log_path = balancer["config"].with_suffix(".log")
-            balancer["process"] = start(["haproxy", "-db", "-f", str(balancer["config"])], log_path,
+            balancer["process"] = start([*BALANCER, "-db", "-f", str(balancer["config"])], log_path,
                                         cpu=0 if os.cpu_count() > 1 else None)
             balancer["log"] = log_path
         for balancer in balancers:
@@ -384,7 +388,7 @@ def machine_facts():
         pass
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     return {
-        "haproxy": first_line(["haproxy", "-v"]),
+        "haproxy": first_line([*BALANCER, "-v"]),
         "wrk": (wrk.stdout + wrk.stderr).splitlines()[0].strip(),
         "nproc": os.cpu_count(),
         "cpu": model,
@@ -714,6 +718,9 @@ def main():
     parser.add_argument("--renderer", choices=("jinja2", "plan"), default="jinja2",
                         help="render our config with jinja2 directly (default) or with playbooks/plan.yml")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--haproxy", type=shlex.split, metavar="COMMAND",
+                        help="command of the HAProxy under test (default: haproxy on PATH), e.g. "
+                             "'chroot /srv/trixie /usr/sbin/haproxy'; it must see --workdir at the same path")
     parser.add_argument("--ansible-cost", choices=("auto", "yes", "no"), default="auto",
                         help="section 3 on the lab (needs root; replaces a running lab): auto = when root, "
                              "not with --quick")
@@ -725,6 +732,8 @@ def main():
         write_report(report, arguments)
         return
 
+    if arguments.haproxy:
+        BALANCER[:] = arguments.haproxy
     settings = dict(QUICK if arguments.quick else FULL)
     for name in ("sizes", "rounds", "seconds"):
         if getattr(arguments, name):
