@@ -98,16 +98,16 @@ class Lab:
             raise AssertionError(f"{host}: `{command}` failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
 
-    def playbook_command(self, playbook, *args, inventory=None):
-        """(argv, env) of ansible-playbook as the tests run it."""
+    def playbook_command(self, playbook, *args, inventory=None, bin_dir=BIN):
+        """(argv, env) of ansible-playbook as the tests run it (from `bin_dir`: another ansible-core)."""
         env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
         if playbook.startswith("wtstack.fleet."):
             env["ANSIBLE_COLLECTIONS_PATH"] = str(self.installed_collections)
-        return [str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory_path), playbook, *args], env
+        return [str(bin_dir / "ansible-playbook"), "-i", str(inventory or self.inventory_path), playbook, *args], env
 
-    def playbook(self, playbook, *args, timeout=1500, inventory=None):
-        argv, env = self.playbook_command(playbook, *args, inventory=inventory)
+    def playbook(self, playbook, *args, timeout=1500, inventory=None, bin_dir=BIN):
+        argv, env = self.playbook_command(playbook, *args, inventory=inventory, bin_dir=bin_dir)
         started = time.monotonic()
         result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
