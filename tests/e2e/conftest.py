@@ -8,6 +8,7 @@ WTSTACK_KEEP_LAB=1 (handy while developing: the next run reuses the running lab)
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -97,19 +98,46 @@ class Lab:
             raise AssertionError(f"{host}: `{command}` failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
 
-    def playbook(self, playbook, *args, timeout=1500, inventory=None):
+    def playbook_command(self, playbook, *args, inventory=None, bin_dir=BIN):
+        """(argv, env) of ansible-playbook as the tests run it (from `bin_dir`: another ansible-core)."""
         env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
         if playbook.startswith("wtstack.fleet."):
             env["ANSIBLE_COLLECTIONS_PATH"] = str(self.installed_collections)
+        return [str(bin_dir / "ansible-playbook"), "-i", str(inventory or self.inventory_path), playbook, *args], env
+
+    def playbook(self, playbook, *args, timeout=1500, inventory=None, bin_dir=BIN):
+        argv, env = self.playbook_command(playbook, *args, inventory=inventory, bin_dir=bin_dir)
         started = time.monotonic()
-        result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory or self.inventory_path),
-                                 playbook, *args],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
-        log = self.output_dir / f"{playbook.rsplit('/', 1)[-1].removesuffix('.yml')}-{int(time.time())}.log"
-        log.write_text(run.output)
+        self.save_log(playbook, run.output)
         return run
+
+    def save_log(self, playbook, output):
+        log = self.output_dir / f"{playbook.rsplit('/', 1)[-1].removesuffix('.yml')}-{int(time.time())}.log"
+        log.write_text(output)
+
+    def interrupted_playbook(self, playbook, *args, kill_after, timeout=600, inventory=None):
+        """Run a playbook and SIGKILL it (with its ssh children) once a line of its output matches
+        `kill_after`, as a lost terminal or a killed CI job would; returns the output up to then."""
+        argv, env = self.playbook_command(playbook, *args, inventory=inventory)
+        started = time.monotonic()
+        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        lines = []
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if re.search(kill_after, line) or time.monotonic() - started > timeout:
+                    break
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        output = "".join(lines)
+        self.save_log(playbook, output)
+        assert re.search(kill_after, output), f"never reached {kill_after!r}:\n{output[-3000:]}"
+        return PlaybookRun(process.returncode, output, time.monotonic() - started)
 
     def runtime_api(self, lb, command):
         """One command on the load balancer's HAProxy runtime API socket."""
