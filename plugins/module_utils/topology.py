@@ -159,7 +159,7 @@ def build_topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
     lb_hosts = _group_hosts(groups, haproxy_group, "wtstack_haproxy_group", "load balancers", problems)
     app_hosts = _group_hosts(groups, wt_group, "wtstack_wt_group", "Wt application hosts", problems)
     if app_hosts:  # without the group, "declares instances but is in no group" would only repeat that
-        _check_stray_hosts(groups, hostvars, set(lb_hosts) | set(app_hosts), wt_group, problems)
+        _check_stray_hosts(groups, hostvars, lb_hosts, app_hosts, wt_group, problems)
 
     instances = []
     for host in app_hosts:
@@ -188,11 +188,20 @@ def _group_hosts(groups, group, selector, role, problems):
     return list(hosts)
 
 
-def _check_stray_hosts(groups, hostvars, fleet_hosts, wt_group, problems):
+def _check_stray_hosts(groups, hostvars, lb_hosts, app_hosts, wt_group, problems):
     # Hosts outside both groups are none of our business (a shared inventory has databases,
     # bastions, ...) unless they declare Wt instances: then they were meant to be in the fleet.
+    # A load balancer may run instances too, but only as a member of the Wt group; otherwise
+    # its wt_instances would be silently ignored.
     for host in groups.get("all", ()):
-        if host not in fleet_hosts and "wt_instances" in hostvars.get(host, {}):
+        if host in app_hosts or "wt_instances" not in hostvars.get(host, {}):
+            continue
+        if host in lb_hosts:
+            problems.append(Problem(host, "wt_instances",
+                                    f"this load balancer declares Wt instances but is not in group '{wt_group}'; "
+                                    f"add it to group '{wt_group}' as well (a host may be in both) "
+                                    "or remove wt_instances."))
+        else:
             problems.append(Problem(host, "wt_instances",
                                     f"this host declares Wt instances but is in neither group; "
                                     f"add it to group '{wt_group}' or remove wt_instances."))

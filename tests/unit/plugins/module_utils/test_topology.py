@@ -257,6 +257,14 @@ def test_host_with_instances_in_neither_group():
         "add it to group 'wt' or remove wt_instances."]
 
 
+def test_balancer_with_instances_outside_the_wt_group():
+    groups, hostvars = two_hosts()
+    hostvars["lb1"]["wt_instances"] = 2
+    assert problems_of(groups, hostvars) == [
+        "lb1: wt_instances: this load balancer declares Wt instances but is not in group 'wt'; "
+        "add it to group 'wt' as well (a host may be in both) or remove wt_instances."]
+
+
 def test_instance_on_the_balancers_own_port():
     groups, hostvars = inventory({"app1": {"ansible_host": "198.51.100.21", "wt_instances": [{"port": 8080}]}},
                                  lbs={"app1": {"ansible_host": "198.51.100.21", "haproxy_bind_port": 8080}})
