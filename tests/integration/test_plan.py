@@ -148,3 +148,28 @@ def test_plan_dir_is_required(tmp_path):
     result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "-e plan_dir=" in result.stdout
+
+
+def test_source_address_goes_on_default_server_and_into_trusted_proxies(tmp_path):
+    apps = {"app1": {"ansible_host": "198.51.100.21", "wt_instances": 1}}
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": "192.0.2.10"},
+           "lb2": {"ansible_host": "198.51.100.11"}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "source.yml", apps, lbs), plan_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    lb1 = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    assert re.search(r"^\s*default-server .* source 192\.0\.2\.10$", lb1, re.M), lb1
+    assert " source " not in (plan_dir / "lb2/etc/haproxy/haproxy.cfg").read_text()
+    for lb in ("lb1", "lb2"):
+        check = haproxy_check(plan_dir, lb)
+        assert check.returncode == 0, check.stdout + check.stderr
+    wt_config = (plan_dir / "app1/etc/wtstack/wt/wt_config.xml").read_text()
+    assert re.findall(r"<proxy>(.*)</proxy>", wt_config) == ["192.0.2.10", "198.51.100.11"]
+
+
+def test_a_source_address_that_is_not_an_ip_fails_naming_balancer_and_variable(tmp_path):
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": "lb1.example.com"}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode != 0
+    assert "lb1: haproxy_source_address: 'lb1.example.com' is not an IP address" in result.stdout, result.stdout[-3000:]
