@@ -246,3 +246,68 @@ def test_inconsistent_tls_settings_fail_naming_host_and_variable(tmp_path, lb_va
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout[-3000:]
     assert not (plan_dir / "lb1/etc/haproxy/haproxy.cfg").exists()
+
+
+STATS_PASSWORD = "Pa55-w0rd-SeKrit"
+
+
+def stats_balancer(**extra):
+    return {"lb1": {"ansible_host": "198.51.100.10", "haproxy_stats_enabled": True,
+                    "haproxy_stats_bind_address": "127.0.0.1", "haproxy_stats_password": STATS_PASSWORD, **extra}}
+
+
+def test_stats_page_and_metrics_render_validate_and_keep_the_password_out_of_diff(tmp_path):
+    inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer())
+    plan_dir = tmp_path / "plan"
+    first = run_plan(inventory, plan_dir, "--diff")
+    assert first.returncode == 0, first.stdout[-3000:]
+    config = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    assert STATS_PASSWORD not in config
+    password_hash = re.search(r"^\s*user stats password (\$6\$\S+)$", config, re.M).group(1)
+    assert "bind 127.0.0.1:8404" in config and "stats uri /stats" in config
+    assert "http-request use-service prometheus-exporter if { path /metrics }" in config
+    assert "http-request auth realm wtstack-stats unless { http_auth(wtstack_stats) }" in config
+    check = haproxy_check(plan_dir, "lb1")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # The same password renders the same file (idempotent); a new one changes it, and --diff shows neither.
+    again = run_plan(inventory, plan_dir, "--diff")
+    assert (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text() == config
+    inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}},
+                                stats_balancer(haproxy_stats_password="another-S3cret"))
+    changed = run_plan(inventory, plan_dir, "--diff")
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    new_hash = re.search(r"^\s*user stats password (\$6\$\S+)$",
+                         (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text(), re.M).group(1)
+    assert new_hash != password_hash
+    assert "+++ after" in first.stdout, "--diff showed no diff at all"  # the map's, on the first run
+    assert "changed=0" in again.stdout
+    for run in (first, again, changed):
+        output = run.stdout + run.stderr
+        for secret in (STATS_PASSWORD, "another-S3cret", password_hash, new_hash, "$6$"):
+            assert secret not in output
+
+
+def test_the_stats_hash_is_what_haproxy_checks(tmp_path):
+    """crypt(3) on this machine accepts the rendered hash for the password (what HAProxy does per request)."""
+    crypt = pytest.importorskip("crypt")
+    inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer())
+    result = run_plan(inventory, tmp_path / "plan")
+    assert result.returncode == 0, result.stdout[-3000:]
+    config = (tmp_path / "plan/lb1/etc/haproxy/haproxy.cfg").read_text()
+    password_hash = re.search(r"^\s*user stats password (\$6\$\S+)$", config, re.M).group(1)
+    assert crypt.crypt(STATS_PASSWORD, password_hash) == password_hash
+
+
+@pytest.mark.parametrize("lb_vars, expected", [
+    ({"haproxy_stats_password": None}, "lb1: haproxy_stats_password: is required with haproxy_stats_enabled"),
+    ({"haproxy_stats_bind_address": ""}, "lb1: haproxy_stats_bind_address: is required with haproxy_stats_enabled"),
+    ({"haproxy_stats_port": 80}, "lb1: haproxy_stats_port: 80 is already the port of the wt frontend"),
+    ({"haproxy_stats_uri": "/metrics"}, "lb1: haproxy_stats_uri: /metrics must start with / and not be /metrics"),
+])
+def test_incomplete_stats_settings_fail_naming_host_and_variable(tmp_path, lb_vars, expected):
+    inventory = write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer(**lb_vars))
+    result = run_plan(inventory, tmp_path / "plan")
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout[-3000:]
+    assert STATS_PASSWORD not in result.stdout + result.stderr
