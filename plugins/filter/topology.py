@@ -12,7 +12,8 @@ version_added: "0.1.0"
 short_description: Compute and validate the Wt fleet's routing topology from the inventory
 description:
   - Reads the load balancer group, the Wt application host group and their host variables
-    (C(wt_instances), C(wt_base_port), C(wt_listen_address), C(wt_connect_address)) and returns
+    (C(wt_instances), C(wt_base_port), C(wt_listen_address), C(wt_connect_address), and the load
+    balancers' C(haproxy_source_address)) and returns
     every Wt instance with its session-id prefix, addresses, port, HAProxy weight, server name and
     systemd unit name.
   - Fails with one line per problem, each naming the host and the variable, when the inventory is
@@ -118,12 +119,37 @@ _value:
     instances_by_host:
       description: The same instances grouped by host.
       type: dict
+    balancers:
+      description: Every load balancer, in inventory order.
+      type: list
+      elements: dict
+      version_added: "0.2.0"
+      contains:
+        host:
+          description: Inventory name of the load balancer.
+          type: str
+        source_address:
+          description:
+            - Its C(haproxy_source_address), the address HAProxy connects to the instances from;
+              C(None) when unset (the kernel chooses).
+          type: str
+        proxy_address:
+          description:
+            - The address the instances see it connect from, so the one whose C(X-Forwarded-For) they trust;
+              C(source_address) when set, else C(ansible_host), else the inventory name.
+          type: str
+    proxy_addresses:
+      description: The C(proxy_address) of every load balancer, in inventory order.
+      type: list
+      elements: str
+      version_added: "0.2.0"
 """
 
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
+    BALANCER_VARIABLES,
     ROLE_VARIABLE_PREFIXES,
     TOPOLOGY_VARIABLES,
     TopologyError,
@@ -131,7 +157,7 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
 )
 
 # Only these host variables are read, so a large inventory is not templated wholesale.
-_READ_VARIABLES = TOPOLOGY_VARIABLES + ("ansible_host", "inventory_hostname", "haproxy_bind_port")
+_READ_VARIABLES = TOPOLOGY_VARIABLES + BALANCER_VARIABLES + ("ansible_host", "inventory_hostname", "haproxy_bind_port")
 
 
 def _plain_hostvars(groups, hostvars, fleet_groups):

@@ -47,6 +47,8 @@ INSTANCE_KEYS = ("prefix", "port", "weight")
 # Host variables this module reads. Any other wt_* variable (outside the wt_app role's
 # own wt_app_* namespace) is almost certainly a typo of one of these.
 TOPOLOGY_VARIABLES = ("wt_instances", "wt_base_port", "wt_listen_address", "wt_connect_address")
+# Load balancer variable read here, because the Wt side must know it too (trusted proxies).
+BALANCER_VARIABLES = ("haproxy_source_address",)
 ROLE_VARIABLE_PREFIXES = ("wt_app_",)
 INVENTORY = "inventory"
 
@@ -85,12 +87,23 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Balancer:
+    host: str
+    # HAProxy's "source" for connections and health checks to the instances; None: the kernel picks.
+    source_address: str | None
+    # The address the instances see this load balancer connect from, so trust X-Forwarded-For from:
+    # source_address when set, else ansible_host (else the inventory name, which may resolve).
+    proxy_address: str
+
+
+@dataclass(frozen=True)
 class Topology:
     haproxy_group: str
     wt_group: str
     lb_hosts: tuple
     app_hosts: tuple
     instances: tuple
+    balancers: tuple = ()
 
     def instances_on(self, host):
         return tuple(instance for instance in self.instances if instance.host == host)
@@ -108,6 +121,8 @@ class Topology:
             "app_hosts": list(self.app_hosts),
             "instances": instances,
             "instances_by_host": by_host,
+            "balancers": [asdict(balancer) for balancer in self.balancers],
+            "proxy_addresses": [balancer.proxy_address for balancer in self.balancers],
         }
 
 
@@ -161,6 +176,8 @@ def build_topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
     if app_hosts:  # without the group, "declares instances but is in no group" would only repeat that
         _check_stray_hosts(groups, hostvars, lb_hosts, app_hosts, wt_group, problems)
 
+    balancers = [_balancer(host, hostvars.get(host, {}), problems) for host in lb_hosts]
+
     instances = []
     for host in app_hosts:
         host_vars = hostvars.get(host, {})
@@ -174,7 +191,8 @@ def build_topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
     _check_fleet_wide(instances, problems)
     if problems:
         raise TopologyError(problems)
-    return Topology(haproxy_group, wt_group, tuple(lb_hosts), tuple(app_hosts), tuple(instances))
+    return Topology(haproxy_group, wt_group, tuple(lb_hosts), tuple(app_hosts), tuple(instances),
+                    tuple(balancers))
 
 
 def _group_hosts(groups, group, selector, role, problems):
@@ -215,6 +233,23 @@ def _check_variable_names(host, host_vars, problems):
         close = difflib.get_close_matches(name, TOPOLOGY_VARIABLES, n=1)
         hint = f"did you mean {close[0]}?" if close else f"known variables are {', '.join(TOPOLOGY_VARIABLES)}."
         problems.append(Problem(host, name, f"unknown variable; {hint}"))
+
+
+def _balancer(host, host_vars, problems):
+    source = host_vars.get("haproxy_source_address")
+    if source is None or source == "":
+        proxy = host_vars.get("ansible_host", host_vars.get("inventory_hostname", host))
+        return Balancer(host=host, source_address=None, proxy_address=str(proxy))
+    address = _ip(host, "haproxy_source_address", source, problems,
+                  fix="give the IP address this load balancer should connect to the Wt instances from, "
+                      "or leave it unset to let the kernel choose.")
+    if address is not None and address.value == 0:
+        problems.append(Problem(host, "haproxy_source_address",
+                                f"{source!r} is not a single address the instances could trust; give one of "
+                                "this load balancer's own IP addresses, or leave it unset."))
+        address = None
+    return Balancer(host=host, source_address=str(address) if address is not None else None,
+                    proxy_address=str(address) if address is not None else str(source))
 
 
 def _host_instances(host, host_vars, also_balancer, problems):

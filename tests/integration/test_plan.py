@@ -36,12 +36,15 @@ def write_inventory(path, apps, lbs=None):
     return path
 
 
-def haproxy_check(plan_dir, lb):
-    """`haproxy -c` on the rendered config, pointed at the rendered map instead of /etc's."""
+def haproxy_check(plan_dir, lb, replacements=()):
+    """`haproxy -c` on the rendered config, pointed at the rendered map instead of /etc's
+    (and at local files for other paths on the load balancer: (path there, path here) pairs)."""
     if not shutil.which("haproxy"):
         pytest.fail("haproxy is not installed on this machine; .ci/run installs it (apt-get install haproxy)")
     rendered = plan_dir / lb / "etc/haproxy"
     config = (rendered / "haproxy.cfg").read_text().replace(MAP_PATH, str(rendered / "wt-sessions.map"))
+    for there, here in replacements:
+        config = config.replace(there, str(here))
     checked = rendered / "haproxy.check.cfg"
     checked.write_text(config)
     return subprocess.run(["haproxy", "-c", "-f", str(checked)], capture_output=True, text=True)
@@ -148,3 +151,163 @@ def test_plan_dir_is_required(tmp_path):
     result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "-e plan_dir=" in result.stdout
+
+
+def test_source_address_goes_on_default_server_and_into_trusted_proxies(tmp_path):
+    apps = {"app1": {"ansible_host": "198.51.100.21", "wt_instances": 1}}
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": "192.0.2.10"},
+           "lb2": {"ansible_host": "198.51.100.11"}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "source.yml", apps, lbs), plan_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    lb1 = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    assert re.search(r"^\s*default-server .* source 192\.0\.2\.10$", lb1, re.M), lb1
+    assert " source " not in (plan_dir / "lb2/etc/haproxy/haproxy.cfg").read_text()
+    for lb in ("lb1", "lb2"):
+        check = haproxy_check(plan_dir, lb)
+        assert check.returncode == 0, check.stdout + check.stderr
+    wt_config = (plan_dir / "app1/etc/wtstack/wt/wt_config.xml").read_text()
+    assert re.findall(r"<proxy>(.*)</proxy>", wt_config) == ["192.0.2.10", "198.51.100.11"]
+
+
+def test_a_source_address_that_is_not_an_ip_fails_naming_balancer_and_variable(tmp_path):
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": "lb1.example.com"}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode != 0
+    assert "lb1: haproxy_source_address: 'lb1.example.com' is not an IP address" in result.stdout, result.stdout[-3000:]
+
+
+def self_signed_pem(directory):
+    """A certificate and key in one PEM, like the role generates on a load balancer."""
+    key, cert, pem = directory / "key.pem", directory / "cert.pem", directory / "combined.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=lb1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    pem.write_text(cert.read_text() + key.read_text())
+    return pem
+
+
+TLS_PEM = "/etc/haproxy/tls/wtstack.pem"
+
+
+@pytest.mark.parametrize("tls_port, redirect", [
+    (443, "http-request redirect scheme https code 301 unless { ssl_fc }"),
+    (8443, "http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]:8443%[capture.req.uri] "
+           "code 301 unless { ssl_fc }"),
+])
+def test_tls_termination_renders_and_validates(tmp_path, tls_port, redirect):
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_tls_enabled": True, "haproxy_tls_self_signed": True,
+                   "haproxy_tls_port": tls_port, "haproxy_tls_redirect": True, "haproxy_hsts_max_age": 31536000}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "tls.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    config = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    assert f"bind *:{tls_port} ssl crt {TLS_PEM} alpn h2,http/1.1" in config
+    assert "bind *:80\n" in config
+    assert "ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" in config
+    assert "ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:" in config
+    assert redirect in config
+    assert 'http-response set-header Strict-Transport-Security "max-age=31536000" if { ssl_fc }' in config
+    assert "X-Forwarded-Proto %[ssl_fc,iif(https,http)]" in config
+    check = haproxy_check(plan_dir, "lb1", [(TLS_PEM, self_signed_pem(tmp_path))])
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_without_tls_nothing_about_it_is_rendered(example_plan):
+    config = (example_plan / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    for absent in (" ssl ", "ssl-default", "redirect", "Strict-Transport-Security", "stats enable", "userlist",
+                   " source "):
+        assert absent not in config
+
+
+def test_a_missing_certificate_fails_haproxy_validation(tmp_path):
+    """What the role's scratch validation relies on: haproxy -c loads the certificate."""
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_tls_enabled": True,
+                   "haproxy_tls_pem_path": "/nonexistent/lb1.pem"}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "tls.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    check = haproxy_check(plan_dir, "lb1")
+    assert check.returncode != 0 and "/nonexistent/lb1.pem" in check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("lb_vars, expected", [
+    ({"haproxy_tls_redirect": True}, "lb1: haproxy_tls_redirect: redirecting to https needs TLS"),
+    ({"haproxy_hsts_max_age": 600}, "lb1: haproxy_hsts_max_age: HSTS is sent only over TLS"),
+    ({"haproxy_tls_enabled": True, "haproxy_tls_port": 80}, "lb1: haproxy_tls_port: 80 is also haproxy_bind_port"),
+    ({"haproxy_tls_enabled": True, "haproxy_tls_pem_path": "certs/lb1.pem"},
+     "lb1: haproxy_tls_pem_path: certs/lb1.pem is not an absolute path"),
+])
+def test_inconsistent_tls_settings_fail_naming_host_and_variable(tmp_path, lb_vars, expected):
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", **lb_vars}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout[-3000:]
+    assert not (plan_dir / "lb1/etc/haproxy/haproxy.cfg").exists()
+
+
+STATS_PASSWORD = "Pa55-w0rd-SeKrit"
+
+
+def stats_balancer(**extra):
+    return {"lb1": {"ansible_host": "198.51.100.10", "haproxy_stats_enabled": True,
+                    "haproxy_stats_bind_address": "127.0.0.1", "haproxy_stats_password": STATS_PASSWORD, **extra}}
+
+
+def test_stats_page_and_metrics_render_validate_and_keep_the_password_out_of_diff(tmp_path):
+    inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer())
+    plan_dir = tmp_path / "plan"
+    first = run_plan(inventory, plan_dir, "--diff")
+    assert first.returncode == 0, first.stdout[-3000:]
+    config = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
+    assert STATS_PASSWORD not in config
+    password_hash = re.search(r"^\s*user stats password (\$6\$\S+)$", config, re.M).group(1)
+    assert "bind 127.0.0.1:8404" in config and "stats uri /stats" in config
+    assert "http-request use-service prometheus-exporter if { path /metrics }" in config
+    assert "http-request auth realm wtstack-stats unless { http_auth(wtstack_stats) }" in config
+    check = haproxy_check(plan_dir, "lb1")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # The same password renders the same file (idempotent); a new one changes it, and --diff shows neither.
+    again = run_plan(inventory, plan_dir, "--diff")
+    assert (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text() == config
+    inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}},
+                                stats_balancer(haproxy_stats_password="another-S3cret"))
+    changed = run_plan(inventory, plan_dir, "--diff")
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    new_hash = re.search(r"^\s*user stats password (\$6\$\S+)$",
+                         (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text(), re.M).group(1)
+    assert new_hash != password_hash
+    assert "+++ after" in first.stdout, "--diff showed no diff at all"  # the map's, on the first run
+    assert "changed=0" in again.stdout
+    for run in (first, again, changed):
+        output = run.stdout + run.stderr
+        for secret in (STATS_PASSWORD, "another-S3cret", password_hash, new_hash, "$6$"):
+            assert secret not in output
+
+
+def test_the_stats_hash_is_what_haproxy_checks(tmp_path):
+    """crypt(3) on this machine accepts the rendered hash for the password (what HAProxy does per request)."""
+    crypt = pytest.importorskip("crypt")
+    inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer())
+    result = run_plan(inventory, tmp_path / "plan")
+    assert result.returncode == 0, result.stdout[-3000:]
+    config = (tmp_path / "plan/lb1/etc/haproxy/haproxy.cfg").read_text()
+    password_hash = re.search(r"^\s*user stats password (\$6\$\S+)$", config, re.M).group(1)
+    assert crypt.crypt(STATS_PASSWORD, password_hash) == password_hash
+
+
+@pytest.mark.parametrize("lb_vars, expected", [
+    ({"haproxy_stats_password": None}, "lb1: haproxy_stats_password: is required with haproxy_stats_enabled"),
+    ({"haproxy_stats_bind_address": ""}, "lb1: haproxy_stats_bind_address: is required with haproxy_stats_enabled"),
+    ({"haproxy_stats_port": 80}, "lb1: haproxy_stats_port: 80 is already the port of the wt frontend"),
+    ({"haproxy_stats_uri": "/metrics"}, "lb1: haproxy_stats_uri: /metrics must start with / and not be /metrics"),
+])
+def test_incomplete_stats_settings_fail_naming_host_and_variable(tmp_path, lb_vars, expected):
+    inventory = write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer(**lb_vars))
+    result = run_plan(inventory, tmp_path / "plan")
+    assert result.returncode != 0
+    assert expected in " ".join(result.stdout.split()), result.stdout[-3000:]
+    assert STATS_PASSWORD not in result.stdout + result.stderr

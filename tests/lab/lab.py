@@ -226,6 +226,9 @@ def host_inventory_vars(host: Host, ssh_key: Path) -> dict[str, Any]:
     if HAPROXY_GROUP in host.groups:
         # Every container shares this machine's network namespace: *:80 would clash.
         hostvars["haproxy_bind_address"] = host.address
+        # Sharing it, HAProxy would reach the instances from 127.0.0.1, which Wt does not trust as
+        # a proxy; leaving from the balancer's own address makes X-Forwarded-For count.
+        hostvars["haproxy_source_address"] = host.address
     hostvars.update(host.hostvars)
     return hostvars
 

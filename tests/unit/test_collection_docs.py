@@ -12,7 +12,7 @@ import yaml
 
 COLLECTION = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-FILTERS = ["topology"]
+FILTERS = ["sha512_crypt", "topology"]
 ROLES = sorted(p.parent.parent.name for p in (COLLECTION / "roles").glob("*/meta/argument_specs.yml"))
 
 

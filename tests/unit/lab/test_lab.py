@@ -134,6 +134,12 @@ def test_load_balancers_bind_to_their_own_address_only():
     assert "haproxy_bind_address" not in children["wt"]["hosts"]["app1"]
 
 
+def test_load_balancers_connect_to_instances_from_their_own_address():
+    children = lab.build_inventory(fleet(lb1=lb(), app1=app(1)), KEY)["all"]["children"]
+    assert children["haproxy"]["hosts"]["lb1"]["haproxy_source_address"] == "127.0.10.1"
+    assert "haproxy_source_address" not in children["wt"]["hosts"]["app1"]
+
+
 def test_extra_hostvars_go_in_verbatim_and_may_override_lab_defaults():
     instances = [{"prefix": "app1a", "port": 9090}, {"prefix": "app1b", "port": 9091, "weight": 50}]
     parsed = fleet(lb1=lb(vars={"haproxy_bind_address": "127.0.10.9"}),

@@ -68,7 +68,8 @@ def test_design_example():
 
 def test_to_dict_is_plain_data_grouped_by_host():
     data = build_topology(*two_hosts()).to_dict()
-    assert set(data) == {"haproxy_group", "wt_group", "lb_hosts", "app_hosts", "instances", "instances_by_host"}
+    assert set(data) == {"haproxy_group", "wt_group", "lb_hosts", "app_hosts", "instances", "instances_by_host",
+                         "balancers", "proxy_addresses"}
     assert [i["port"] for i in data["instances_by_host"]["app2"]] == [9090, 9091]
     assert data["instances"][0] == {
         "host": "app1", "prefix": "app1-9090-", "listen_address": "198.51.100.21",
@@ -302,3 +303,41 @@ def test_overlap_among_thousands_is_found():
     apps["app7"]["wt_instances"] = [{"prefix": "app70-9090"}]  # begins app70's generated "app70-9090-"
     problems = problems_of(*inventory(apps))
     assert len(problems) == 1 and "'app70-9090-' begins with 'app70-9090' of app7" in problems[0]
+
+
+# --- load balancers: where HAProxy connects from, whom Wt trusts --------------
+
+def test_balancers_are_trusted_at_their_ansible_host_by_default():
+    groups, hostvars = inventory({"app1": {"ansible_host": "198.51.100.21"}},
+                                 lbs={"lb1": {"ansible_host": "198.51.100.10"}, "lb2": {}})
+    data = build_topology(groups, hostvars).to_dict()
+    assert data["balancers"] == [
+        {"host": "lb1", "source_address": None, "proxy_address": "198.51.100.10"},
+        {"host": "lb2", "source_address": None, "proxy_address": "lb2"},
+    ]
+    assert data["proxy_addresses"] == ["198.51.100.10", "lb2"]
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("127.0.10.1", "127.0.10.1"), ("2001:db8::10", "2001:db8::10"), ("[2001:db8::10]", "2001:db8::10"),
+    (None, "198.51.100.10"), ("", "198.51.100.10"),
+])
+def test_source_address_is_where_the_balancer_connects_from_and_is_trusted(source, expected):
+    groups, hostvars = inventory({"app1": {"ansible_host": "198.51.100.21"}},
+                                 lbs={"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": source}})
+    topology = build_topology(groups, hostvars)
+    assert topology.balancers[0].source_address == (expected if source else None)
+    assert topology.to_dict()["proxy_addresses"] == [expected]
+
+
+@pytest.mark.parametrize("source, words", [
+    ("lb1.example.com", ["'lb1.example.com' is not an IP address", "connect to the Wt instances from"]),
+    ("10.0.0.0/8", ["is not an IP address"]),
+    (42, ["42 is not an IP address"]),
+    ("0.0.0.0", ["not a single address"]),
+    ("::", ["not a single address"]),
+])
+def test_a_bad_source_address_names_the_balancer_and_the_variable(source, words):
+    groups, hostvars = inventory({"app1": {"ansible_host": "198.51.100.21"}},
+                                 lbs={"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": source}})
+    assert_one_problem(groups, hostvars, "lb1", "haproxy_source_address", *words)
