@@ -70,7 +70,7 @@ def test_report_and_plot_written(report):
     for heading in ("## 1. Routing cost vs fleet size", "## 2. Proxy overhead", "## 3. Ansible cost",
                     "## 4. Topology at scale", "![req/s and capacity vs N](benchmarks.png)"):
         assert heading in page
-    assert page.count("Not yet measured.") == 1
+    assert "Not measured in this run" in page  # --quick leaves out the lab part (section 3)
     assert data["machine"]["haproxy"].startswith("HAProxy version")
     assert (out / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["scale"]["haproxy_check_ok"] and data["scale"]["instances"] == 1000
