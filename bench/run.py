@@ -2,7 +2,7 @@
 """Routing benchmark: what session-affinity routing costs HAProxy as the fleet grows, for our
 design (one backend, a map lookup) and for the 2010 seed's (a backend and two ACLs per instance).
 
-    .venv/bin/python bench/run.py            # full run, about 9 minutes; writes docs/benchmarks.md + .png
+    .venv/bin/python bench/run.py            # full run, about 14 minutes (the Ansible part boots the lab: root); writes docs/benchmarks.md + .png
     .venv/bin/python bench/run.py --quick    # smoke run, about 20 seconds, small fleets
 
 Everything listens on 127.0.0.0/8. Each HAProxy under test runs with one thread pinned to CPU 0;
@@ -44,7 +44,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 TRAFFIC = BENCH / "traffic.lua"
 
-FULL = {"sizes": [2, 100, 1000, 5000], "rounds": 4, "seconds": 3, "warmup_seconds": 1, "scale_instances": 10000,
+FULL = {"sizes": [2, 100, 1000, 5000], "rounds": 3, "seconds": 3, "warmup_seconds": 1, "scale_instances": 10000,
         "designs": ["ours-map_beg", "ours-map_str", "ours-by_host", "seed"], "profile": True}
 QUICK = {"sizes": [2, 10], "rounds": 1, "seconds": 1, "warmup_seconds": 0, "scale_instances": 1000,
          "designs": ["ours-map_beg", "ours-map_str", "seed"], "profile": False}
@@ -56,7 +56,7 @@ GOAL = 0.95
 # The HAProxy under test (not the responders'): --haproxy replaces it, e.g. with another release
 # run from a root filesystem that sees the work directory at the same path.
 BALANCER = ["haproxy"]
-ANSIBLE_ROUNDS = 3
+ANSIBLE_ROUNDS = 2
 
 # Backend connection behaviour must be the same for both designs within a scenario, or the
 # ratio measures connection reuse instead of routing (design.md, "Measuring routing cost fairly").
