@@ -129,14 +129,14 @@ class Lab:
         try:
             for line in process.stdout:
                 lines.append(line)
-                if re.search(kill_after, line) or time.monotonic() - started > timeout:
+                if re.search(kill_after, line, re.M) or time.monotonic() - started > timeout:
                     break
         finally:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         output = "".join(lines)
         self.save_log(playbook, output)
-        assert re.search(kill_after, output), f"never reached {kill_after!r}:\n{output[-3000:]}"
+        assert re.search(kill_after, output, re.M), f"never reached {kill_after!r}:\n{output[-3000:]}"
         return PlaybookRun(process.returncode, output, time.monotonic() - started)
 
     def runtime_api(self, lb, command):

@@ -139,7 +139,8 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     app_host = lab.topology.app_hosts[0]
     count = len(lab.topology.instances_on(app_host))
     first = lab.topology.instances[0]
-    new_version = f"{whoami(f'http://{first.connect_address}:{first.port}')['version']}-next"
+    version = whoami(f"http://{first.connect_address}:{first.port}")["version"]
+    new_version = f"{version}-next"
     grown = inventory_with(lab, tmp_path, app_host, count + 1)
     prefixes = [instance.prefix for instance in lab.topology.instances]
     load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL).start()
@@ -173,7 +174,8 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     # that): sessions move, but no request may fail.
     load.assert_no_failed_request(lab)
 
-    restored = lab.playbook("site.yml", "-e", "haproxy_retire_drain_timeout=3", *args)
+    # Back to the fleet as it was: the lab's inventory and the version it ran.
+    restored = lab.playbook("site.yml", "-e", "haproxy_retire_drain_timeout=3", "-e", f"wt_app_version={version}")
     assert restored.returncode == 0, restored.output[-6000:]
 
 
@@ -182,16 +184,17 @@ def test_a_file_newer_than_its_process_is_applied(lab, converged):
     lb = lab.topology.lb_hosts[0]
     app_host = lab.topology.app_hosts[0]
     instance = lab.topology.instances_on(app_host)[0]
+    version = ["-e", f"wt_app_version={whoami(f'http://{instance.connect_address}:{instance.port}')['version']}"]
     pids_before = instance_pids(lab)
     worker = lab.ssh(lb, "pgrep -n -x haproxy").strip()
     lab.ssh(lb, "touch /etc/haproxy/haproxy.cfg")
     lab.ssh(app_host, f"touch /etc/wtstack/wt/instances/{instance.port}.env")
-    first = lab.playbook("site.yml", "--limit", f"{lb},{app_host}")
+    first = lab.playbook("site.yml", "--limit", f"{lb},{app_host}", *version)
     assert first.returncode == 0, first.output[-4000:]
     assert first.recap()[lb]["changed"] > 0 and first.recap()[app_host]["changed"] > 0, first.recap()
     assert lab.ssh(lb, "pgrep -n -x haproxy").strip() != worker, "HAProxy was not reloaded"
     pids_after = instance_pids(lab)
     assert pids_after.pop(instance.server_name) != pids_before.pop(instance.server_name), "instance not restarted"
     assert pids_after == pids_before, "an instance whose files did not change restarted"
-    second = lab.playbook("site.yml", "--limit", f"{lb},{app_host}")
+    second = lab.playbook("site.yml", "--limit", f"{lb},{app_host}", *version)
     assert {counts["changed"] for counts in second.recap().values()} == {0}, second.recap()
