@@ -96,7 +96,7 @@ plan: venv
 	@find .cache/plan -type f | sort
 
 bench: venv
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --results .cache/bench-results.json
 
 clean:
 	rm -rf .cache tests/output
