@@ -2,7 +2,7 @@
 """Routing benchmark: what session-affinity routing costs HAProxy as the fleet grows, for our
 design (one backend, a map lookup) and for the 2010 seed's (a backend and two ACLs per instance).
 
-    .venv/bin/python bench/run.py            # full run, about 14 minutes (the Ansible part boots the lab: root); writes docs/benchmarks.md + .png
+    .venv/bin/python bench/run.py            # full run, about 10 minutes (the Ansible part boots the lab: root); writes docs/benchmarks.md + .png
     .venv/bin/python bench/run.py --quick    # smoke run, about 20 seconds, small fleets
 
 Everything listens on 127.0.0.0/8. Each HAProxy under test runs with one thread pinned to CPU 0;
