@@ -171,8 +171,12 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     print(f"re-run converged in {rerun.seconds:.0f}s (every instance on {new_version}, {added} UP everywhere); "
           f"the next run: changed=0 in {again.seconds:.0f}s; {load.summary()}")
     # The version change restarts each host's instances at once (rolling_upgrade.yml is the tool for
-    # that): sessions move, but no request may fail.
-    load.assert_no_failed_request(lab)
+    # that): sessions move, and a request that reaches an instance at the instant it stops gets Wt's
+    # own 500 (HAProxy retries only what an instance dropped unanswered). Nothing else may fail.
+    if load.failures:
+        load.explain_failures(lab)
+    assert all(message == "HTTP 500" for _, _, message, _ in load.failures), load.failures
+    assert len(load.failures) <= len(lab.topology.instances), load.failures
 
     # Back to the fleet as it was: the lab's inventory and the version it ran.
     restored = lab.playbook("site.yml", "-e", "haproxy_retire_drain_timeout=3", "-e", f"wt_app_version={version}")
