@@ -143,6 +143,21 @@ class Lab:
         """One command on the load balancer's HAProxy runtime API socket."""
         return self.ssh(lb, f"python3 - {shlex.quote(command)}", stdin=RUNTIME_API_SCRIPT)
 
+    def snapshot_stall(self, started, base_url, session_id, local_port):
+        """While a request hangs: the sockets on the host (one network namespace for the whole lab)
+        and the balancer's streams, so the next stall says where it hangs. Written to tests/output."""
+        lb = next(lb for lb in self.topology.lb_hosts if self.url(lb) == base_url)
+        address = self.address(lb)
+        sockets = subprocess.run(["ss", "-tnoip", "exclude", "time-wait", f"( src {address} or dst {address} )"],
+                                 capture_output=True, text=True, check=False).stdout
+        streams = self.runtime_api(lb, "show sess all")
+        connections = self.runtime_api(lb, "show servers conn wt")
+        path = self.output_dir / f"stall-{started:.3f}-{lb}.log"
+        path.write_text(f"request started {started:.3f} via {lb} for session {session_id}, client port "
+                        f"{local_port}; snapshot at {time.time():.3f}\n\n=== ss (host)\n{sockets}\n"
+                        f"=== show sess all ({lb})\n{streams}\n=== show servers conn wt ({lb})\n{connections}")
+        print(f"\nrequest via {lb} unanswered for {time.time() - started:.1f}s: snapshot in {path}")
+
     def server_status(self, lb, backend="wt"):
         """{server name: status} as HAProxy's `show stat` reports it (UP, DOWN, MAINT, DRAIN, ...)."""
         lines = self.runtime_api(lb, "show stat").splitlines()

@@ -10,14 +10,18 @@ carried an unknown id, so the client then does what Wt's JavaScript does in a br
 reloads the page, i.e. starts a new session, and carries on with that one.
 """
 
+import http.client
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 
-from wt_http import get, new_session, parse_page
+from wt_http import new_session, parse_page
 
 REQUEST_TIMEOUT = 30  # longer than any pause a roll may cause; HAProxy's own server timeout is 60 s
 SLOW = 2.0
+STALL_SNAPSHOT_AFTER = 5.0  # a request still unanswered then is photographed while it hangs
+STALL_SNAPSHOTS = 3
 
 
 @dataclass
@@ -36,8 +40,29 @@ class SessionRecord:
     moves: list = field(default_factory=list)
 
 
+def get_from_port(url, timeout, on_connect):
+    """(status, body) of `GET url` on a fresh connection; `on_connect(local_port)` once connected,
+    so a hanging request can be found by its port in `ss` and in HAProxy's `show sess`."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        connection.connect()
+        on_connect(connection.sock.getsockname()[1])
+        connection.request("GET", f"{parts.path or '/'}?{parts.query}",
+                           headers={"User-Agent": "wtstack-e2e", "Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
 class SessionLoad:
-    def __init__(self, base_urls, prefixes, sessions=40, interval=0.2, max_seconds=900):
+    def __init__(self, base_urls, prefixes, sessions=40, interval=0.2, max_seconds=900, on_stall=None):
+        """`on_stall(started, base_url, session_id, local_port)` is called (from a timer thread, at
+        most STALL_SNAPSHOTS times) for a request still unanswered after STALL_SNAPSHOT_AFTER s."""
+        self.on_stall = on_stall
+        self.stall_snapshots = 0
+        self._stall_lock = threading.Lock()
         self.base_urls = list(base_urls)
         self.prefixes = list(prefixes)
         self.wanted = sessions
@@ -76,12 +101,21 @@ class SessionLoad:
             turn += 1
             record.requests += 1
             started = time.time()
+            local_port = []
+            watchdog = threading.Timer(STALL_SNAPSHOT_AFTER, self._stalled,
+                                       (started, base_url, record.session_id, local_port))
+            watchdog.daemon = True
+            watchdog.start()
             try:
-                status, body = get(f"{base_url}/?wtd={record.session_id}&js=no", timeout=REQUEST_TIMEOUT)
+                status, body = get_from_port(f"{base_url}/?wtd={record.session_id}&js=no", REQUEST_TIMEOUT,
+                                             local_port.append)
             except OSError as error:
-                record.failures.append((started, base_url, f"{type(error).__name__}: {error}", record.session_id))
+                where = f" (on port {local_port[0]})" if local_port else " (before connecting)"
+                record.failures.append((started, base_url, f"{type(error).__name__}: {error}{where}",
+                                        record.session_id))
                 continue
             finally:
+                watchdog.cancel()
                 if time.time() - started > SLOW:
                     record.slow.append((started, base_url, round(time.time() - started, 1)))
             if not 200 <= status < 400:
@@ -98,6 +132,13 @@ class SessionLoad:
                     continue
                 record.moves.append(Move(moved_at, record.session_id, new_id))
                 record.session_id = new_id
+
+    def _stalled(self, started, base_url, session_id, local_port):
+        with self._stall_lock:
+            if self.on_stall is None or self.stall_snapshots >= STALL_SNAPSHOTS:
+                return
+            self.stall_snapshots += 1
+        self.on_stall(started, base_url, session_id, local_port[0] if local_port else None)
 
     def stop(self):
         self._stop.set()

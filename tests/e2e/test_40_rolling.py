@@ -54,7 +54,7 @@ def check_roll(lab, playbook, *args):
     by_prefix = {instance.prefix: instance for instance in lab.topology.instances}
     pids_before = instance_pids(lab)
     since = time.time()
-    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL).start()
+    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL, on_stall=lab.snapshot_stall).start()
     time.sleep(2)
     run = lab.playbook(playbook, "-e", f"rolling_restart_drain_timeout={DRAIN_TIMEOUT}",
                        "-e", f"rolling_restart_quiet={QUIET}", *args)

@@ -29,7 +29,7 @@ def converge_under_load(lab, inventory, prefixes):
     first = lab.topology.instances[0]
     version = whoami(f"http://{first.connect_address}:{first.port}")["version"]
     since = time.time()
-    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL).start()
+    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL, on_stall=lab.snapshot_stall).start()
     time.sleep(2)
     run = lab.playbook("site.yml", "-e", "haproxy_retire_drain_timeout=3", "-e", f"wt_app_version={version}",
                        inventory=inventory)

@@ -65,7 +65,7 @@ def test_kill_9_of_an_instance_under_load(lab, converged):
     prefixes = [instance.prefix for instance in lab.topology.instances]
     pids_before = instance_pids(lab)
     since = time.time()
-    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL).start()
+    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL, on_stall=lab.snapshot_stall).start()
     on_victim = sum(record.session_id.startswith(victim.prefix) for record in load.records)
     time.sleep(3)
 
@@ -105,7 +105,7 @@ def test_app_host_restart_under_load(lab, converged):
     hit = tuple(instance.prefix for instance in on_host)
     prefixes = [instance.prefix for instance in lab.topology.instances]
     pids_before = instance_pids(lab)
-    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL).start()
+    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL, on_stall=lab.snapshot_stall).start()
     time.sleep(3)
 
     started = time.monotonic()
@@ -143,7 +143,7 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     new_version = f"{version}-next"
     grown = inventory_with(lab, tmp_path, app_host, count + 1)
     prefixes = [instance.prefix for instance in lab.topology.instances]
-    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL).start()
+    load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL, on_stall=lab.snapshot_stall).start()
     time.sleep(2)
 
     # A new version (every instance must restart) and one more instance on app_host (the balancers
