@@ -7,7 +7,8 @@ vars under the first group listing it) and/or `-e` extra vars, plus the fragment
 contain: the host and the variable at least. Host names come from the inventory itself (first load
 balancer, first and last app host), so the table fits any lab fleet with two app hosts.
 
-A case for a bad TLS certificate path belongs here once haproxy_tls_enabled / haproxy_tls_pem_path exist.
+A TLS certificate path that is absolute but names no file is not here: only the load balancer can
+tell, and the haproxy role refuses it there before it changes anything (tests/e2e/test_70_security.py).
 """
 
 import copy
@@ -167,6 +168,14 @@ CASES = [
     Case("haproxy_check_uri without a leading slash", lambda inventory, hosts: None,
          lambda h: [f"{h.lb}: haproxy_check_uri: \"health\" is not a URL path"],
          extra_vars=("haproxy_check_uri=health",)),
+    Case("HTTPS redirect without TLS", set_vars("lb", haproxy_tls_redirect=True),
+         lambda h: [f"{h.lb}: haproxy_tls_redirect: redirecting to https needs TLS"]),
+    Case("relative TLS certificate path",
+         set_vars("lb", haproxy_tls_enabled=True, haproxy_tls_pem_path="certs/site.pem"),
+         lambda h: [f"{h.lb}: haproxy_tls_pem_path: certs/site.pem is not an absolute path"]),
+    Case("statistics page without a password",
+         set_vars("lb", haproxy_stats_enabled=True, haproxy_stats_bind_address="127.0.0.1"),
+         lambda h: [f"{h.lb}: haproxy_stats_password: is required with haproxy_stats_enabled"]),
     Case("wt_app_session_timeout 'soon' on one app host (argument spec)",
          set_vars("app_b", wt_app_session_timeout="soon"),
          lambda h: type_error(h.app_b, "wt_app_session_timeout", "int")),
