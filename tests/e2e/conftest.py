@@ -145,18 +145,31 @@ class Lab:
 
     def snapshot_stall(self, started, base_url, session_id, local_port):
         """While a request hangs: the sockets on the host (one network namespace for the whole lab)
-        and the balancer's streams, so the next stall says where it hangs. Written to tests/output."""
+        and the balancer's streams and server connections, so the next stall says where it hangs.
+        The whole picture goes to tests/output; what concerns this request's client port is printed,
+        because CI keeps only what a run prints."""
         lb = next(lb for lb in self.topology.lb_hosts if self.url(lb) == base_url)
         address = self.address(lb)
         sockets = subprocess.run(["ss", "-tnoip", "exclude", "time-wait", f"( src {address} or dst {address} )"],
                                  capture_output=True, text=True, check=False).stdout
         streams = self.runtime_api(lb, "show sess all")
         connections = self.runtime_api(lb, "show servers conn wt")
+        snapshot_at = time.time()
         path = self.output_dir / f"stall-{started:.3f}-{lb}.log"
         path.write_text(f"request started {started:.3f} via {lb} for session {session_id}, client port "
-                        f"{local_port}; snapshot at {time.time():.3f}\n\n=== ss (host)\n{sockets}\n"
+                        f"{local_port}; snapshot at {snapshot_at:.3f}\n\n=== ss (host)\n{sockets}\n"
                         f"=== show sess all ({lb})\n{streams}\n=== show servers conn wt ({lb})\n{connections}")
-        print(f"\nrequest via {lb} unanswered for {time.time() - started:.1f}s: snapshot in {path}")
+        port = f":{local_port} "
+        lines = sockets.splitlines()
+        client_sockets = [f"{line}\n{details}" for line, details in zip(lines, lines[1:] + [""])
+                          if port in line]  # each socket, with ss's line of timers and counters
+        stream = [block for block in re.split(r"\n(?=0x[0-9a-f]+: \[)", streams) if f":{local_port} " in
+                  block.split("\n", 1)[0] + " "]
+        print(f"\n=== request via {lb} (session {session_id}, client port {local_port}) unanswered after "
+              f"{snapshot_at - started:.1f}s; everything in {path}\n--- its sockets on the host\n"
+              + "\n".join(client_sockets or ["(none: the client is not connected)"])
+              + f"\n--- its stream on {lb}\n"
+              + ("\n".join(stream) or "(none: HAProxy has not got its whole header yet, or is done with it)"))
 
     def server_status(self, lb, backend="wt"):
         """{server name: status} as HAProxy's `show stat` reports it (UP, DOWN, MAINT, DRAIN, ...)."""
