@@ -28,3 +28,17 @@ def test_instances_listen_only_on_their_configured_address(lab, converged):
         except ConnectionRefusedError:
             continue
         raise AssertionError(f"{instance.server_name} also answers on {other}:{instance.port}")
+
+
+def test_missing_application_command_is_refused_before_any_instance_changes(lab, converged):
+    host = lab.topology.app_hosts[0]
+    units = " ".join(instance.unit_name for instance in lab.topology.instances_on(host))
+    state = (f"sha256sum /etc/wtstack/wt/app.env /etc/wtstack/wt/instances/*.env /etc/systemd/system/wt@.service; "
+             f"systemctl show -p MainPID --value {units}")
+    before = lab.ssh(host, state)
+    run = lab.playbook("site.yml", "--limit", host, "-e", "wt_app_command=/opt/wtstack/app/no-such-program.wt")
+    assert run.returncode != 0
+    assert (f'{host}: wt_app_command: "/opt/wtstack/app/no-such-program.wt" is missing on this host'
+            in " ".join(run.output.split())), run.output[-3000:]
+    assert lab.ssh(host, state) == before, "an instance's files, unit or process changed"
+    print(f"\nmissing command refused on {host}; settings, unit and {len(units.split())} instance pids unchanged")
