@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import ssl
+import time
 import urllib.parse
 import urllib.request
 
@@ -184,3 +185,56 @@ def test_stats_page_and_metrics_need_the_password(lab, secured):
         assert status == 200 and "Statistics Report" in body
         status, _, body = request(stats_url, "/metrics", headers={"Authorization": f"Basic {credentials}"})
         assert status == 200 and "haproxy_process_" in body and "haproxy_server_" in body
+
+
+# Last in this module: it replaces the first balancer's certificate that the tests above trust.
+def test_an_expiring_self_signed_certificate_is_renewed_and_a_ca_signed_one_kept(lab, secured):
+    lb = lab.topology.lb_hosts[0]
+    san = f"DNS:{lb},IP:{lab.address(lb)}"  # what the role would write: the default names
+    extra_vars = f"@{secured['ca_file'].parent / 'secure.yml'}"
+
+    def served():
+        return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((lab.address(lb), 443)))
+
+    def served_from_disk():
+        """The certificate in TLS_PEM, once HAProxy serves it (a connection can still reach the old
+        worker for a moment after a reload)."""
+        on_disk = base64.b64decode(lab.ssh(lb, f"openssl x509 -in {TLS_PEM} -outform DER | base64 -w0"))
+        deadline = time.monotonic() + 10
+        while served() != on_disk:
+            assert time.monotonic() < deadline, "HAProxy does not serve the certificate on disk"
+            time.sleep(0.2)
+        return on_disk
+
+    def install(script):
+        """Put a certificate made by `script` (in $work: key.pem, cert.pem) in place, and load it."""
+        lab.ssh(lb, f"set -e; umask 077; work=$(mktemp -d); {script}; cat $work/cert.pem $work/key.pem > {TLS_PEM}; "
+                    "rm -r $work; systemctl reload haproxy")
+        return served_from_disk()
+
+    leaf = (f"openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN={lb} "
+            f"-addext subjectAltName={san} -keyout $work/key.pem")
+    # Signed by a CA (made here) and expiring tomorrow: yours, so the role leaves it alone.
+    ca_signed = install(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=e2e-ca "
+        f"-keyout $work/ca.key -out $work/ca.pem; {leaf} -out $work/req.pem; openssl x509 -req -in $work/req.pem "
+        f"-CA $work/ca.pem -CAkey $work/ca.key -days 1 -copy_extensions copy -out $work/cert.pem")
+    run = lab.playbook("site.yml", "--limit", lb, "-e", extra_vars, "-v")  # -v: the role's reason, below
+    assert run.returncode == 0, run.output[-6000:]
+    assert "keep: signed by CN=e2e-ca" in run.output, run.output[-6000:]
+    assert served() == ca_signed and run.recap()[lb]["changed"] == 0
+
+    # Self-signed, right names, expiring tomorrow: generated again and loaded, in one run.
+    expiring = install(f"{leaf} -x509 -days 1 -out $work/cert.pem")
+    run = lab.playbook("site.yml", "--limit", lb, "-e", extra_vars, "-v")
+    assert run.returncode == 0, run.output[-6000:]
+    assert "renew: expires within 30 days" in run.output, run.output[-6000:]
+    renewed = served_from_disk()
+    assert renewed != expiring, "the expiring certificate is still there"
+    valid_for_800_days = f"openssl x509 -in {TLS_PEM} -noout -checkend {800 * 86400} >/dev/null && echo yes"
+    assert lab.ssh(lb, valid_for_800_days).strip() == "yes"
+
+    again = lab.playbook("site.yml", "--limit", lb, "-e", extra_vars)
+    assert again.returncode == 0 and again.recap()[lb]["changed"] == 0, again.output[-6000:]
+    assert served() == renewed
+    print(f"\n{lb}: CA-signed certificate kept; expiring self-signed one renewed and served; re-run changed=0")
