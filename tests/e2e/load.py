@@ -138,7 +138,10 @@ class SessionLoad:
             if self.on_stall is None or self.stall_snapshots >= STALL_SNAPSHOTS:
                 return
             self.stall_snapshots += 1
-        self.on_stall(started, base_url, session_id, local_port[0] if local_port else None)
+        try:
+            self.on_stall(started, base_url, session_id, local_port[0] if local_port else None)
+        except Exception as error:  # a failed snapshot must not hide the stall it was taken for
+            print(f"\nsnapshot of the request started {started:.3f} via {base_url} failed: {error!r}")
 
     def stop(self):
         self._stop.set()
@@ -153,16 +156,6 @@ class SessionLoad:
     @property
     def failures(self):
         return [failure for record in self.records for failure in record.failures]
-
-    @property
-    def errors(self):
-        """Failures with an answer: an HTTP error status or a refused or reset connection."""
-        return [failure for failure in self.failures if not failure[2].startswith("TimeoutError")]
-
-    @property
-    def stalls(self):
-        """Requests that got no answer at all within REQUEST_TIMEOUT."""
-        return [failure for failure in self.failures if failure[2].startswith("TimeoutError")]
 
     def explain_failures(self, lab, limit=5):
         """What the balancer and the instance logged around each failed request (first `limit`).
@@ -195,16 +188,12 @@ class SessionLoad:
         return text
 
     def assert_no_failed_request(self, lab):
+        """Not one: no error status, no refused or reset connection, no request left unanswered for
+        REQUEST_TIMEOUT (a stall was seen twice in CI dry runs before the balancers' retries and
+        source addresses; a request unanswered for STALL_SNAPSHOT_AFTER is photographed, above)."""
         if self.failures:
             self.explain_failures(lab)
-        # KNOWN BUG, issue 4 stays open for it: about one request in 35,000 got no answer at all
-        # during a roll in CI dry runs (twice, through lb1, once in a restart and once in an
-        # upgrade), cause not yet found. Every error with an answer fails the test; a single
-        # stall is reported, and a second one fails the test too.
-        assert self.errors == [], self.errors[:20]
-        assert len(self.stalls) <= 1, self.stalls
-        if self.stalls:
-            print(f"KNOWN BUG (issue 4): {len(self.stalls)} request(s) without an answer: {self.stalls}")
+        assert self.failures == [], self.failures[:20]
 
     @property
     def slow(self):
