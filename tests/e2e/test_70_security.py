@@ -226,6 +226,10 @@ def test_an_expiring_self_signed_certificate_is_renewed_and_a_ca_signed_one_kept
 
     # Self-signed, right names, expiring tomorrow: generated again and loaded, in one run.
     expiring = install(f"{leaf} -x509 -days 1 -out $work/cert.pem")
+    checked = lab.playbook("site.yml", "--limit", lb, "-e", extra_vars, "--check")
+    assert checked.returncode == 0, checked.output[-6000:]
+    assert f"{TLS_PEM}: would renew: expires within 30 days" in checked.output, checked.output[-6000:]
+    assert checked.recap()[lb]["changed"] > 0 and served_from_disk() == expiring, "check mode changed something"
     run = lab.playbook("site.yml", "--limit", lb, "-e", extra_vars, "-v")
     assert run.returncode == 0, run.output[-6000:]
     assert "renew: expires within 30 days" in run.output, run.output[-6000:]
@@ -237,4 +241,5 @@ def test_an_expiring_self_signed_certificate_is_renewed_and_a_ca_signed_one_kept
     again = lab.playbook("site.yml", "--limit", lb, "-e", extra_vars)
     assert again.returncode == 0 and again.recap()[lb]["changed"] == 0, again.output[-6000:]
     assert served() == renewed
-    print(f"\n{lb}: CA-signed certificate kept; expiring self-signed one renewed and served; re-run changed=0")
+    print(f"\n{lb}: CA-signed certificate kept; expiring self-signed one reported by --check, then renewed "
+          "and served; re-run changed=0")
