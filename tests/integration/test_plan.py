@@ -248,6 +248,16 @@ def test_inconsistent_tls_settings_fail_naming_host_and_variable(tmp_path, lb_va
     assert not (plan_dir / "lb1/etc/haproxy/haproxy.cfg").exists()
 
 
+def test_every_inconsistent_setting_is_named_in_one_run(tmp_path):
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_tls_redirect": True, "haproxy_hsts_max_age": 600}}
+    result = run_plan(write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs),
+                      tmp_path / "plan")
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert "lb1: haproxy_tls_redirect: redirecting to https needs TLS" in output, result.stdout[-3000:]
+    assert "lb1: haproxy_hsts_max_age: HSTS is sent only over TLS" in output, result.stdout[-3000:]
+
+
 STATS_PASSWORD = "Pa55-w0rd-SeKrit"
 
 
