@@ -163,8 +163,8 @@ class Lab:
         lines = sockets.splitlines()
         client_sockets = [f"{line}\n{details}" for line, details in zip(lines, lines[1:] + [""])
                           if port in line]  # each socket, with ss's line of timers and counters
-        stream = [block for block in re.split(r"\n(?=0x[0-9a-f]+: \[)", streams) if f":{local_port} " in
-                  block.split("\n", 1)[0] + " "]
+        stream = [block for block in re.split(r"\n(?=0x[0-9a-f]+: \[)", streams)
+                  if port in block.split("\n", 1)[0] + " "]  # its first line ends with source=<ip>:<port>
         print(f"\n=== request via {lb} (session {session_id}, client port {local_port}) unanswered after "
               f"{snapshot_at - started:.1f}s; everything in {path}\n--- its sockets on the host\n"
               + "\n".join(client_sockets or ["(none: the client is not connected)"])

@@ -10,13 +10,11 @@ carried an unknown id, so the client then does what Wt's JavaScript does in a br
 reloads the page, i.e. starts a new session, and carries on with that one.
 """
 
-import http.client
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 
-from wt_http import new_session, parse_page
+from wt_http import get_from_port, new_session, parse_page
 
 REQUEST_TIMEOUT = 30  # longer than any pause a roll may cause; HAProxy's own server timeout is 60 s
 SLOW = 2.0
@@ -38,22 +36,6 @@ class SessionRecord:
     failures: list = field(default_factory=list)
     slow: list = field(default_factory=list)
     moves: list = field(default_factory=list)
-
-
-def get_from_port(url, timeout, on_connect):
-    """(status, body) of `GET url` on a fresh connection; `on_connect(local_port)` once connected,
-    so a hanging request can be found by its port in `ss` and in HAProxy's `show sess`."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    try:
-        connection.connect()
-        on_connect(connection.sock.getsockname()[1])
-        connection.request("GET", f"{parts.path or '/'}?{parts.query}",
-                           headers={"User-Agent": "wtstack-e2e", "Connection": "close"})
-        response = connection.getresponse()
-        return response.status, response.read().decode("utf-8", "replace")
-    finally:
-        connection.close()
 
 
 class SessionLoad:

@@ -8,6 +8,7 @@ does not hold the session, Wt starts a new one there and the page shows a differ
 """
 
 import html
+import http.client
 import json
 import re
 import urllib.error
@@ -34,14 +35,32 @@ class Page:
         return f"{self.host}:{self.port}"
 
 
+HEADERS = {"User-Agent": "wtstack-e2e", "Connection": "close"}  # one request per connection
+
+
 def get(url, timeout=TIMEOUT):
     """(status, body); never raises for an HTTP error status."""
-    request = urllib.request.Request(url, headers={"User-Agent": "wtstack-e2e", "Connection": "close"})
+    request = urllib.request.Request(url, headers=HEADERS)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode("utf-8", "replace")
+
+
+def get_from_port(url, timeout, on_connect):
+    """`get` over plain HTTP, calling `on_connect(local_port)` once connected, so that a request
+    that hangs can be found by its client port in `ss` and in HAProxy's `show sess`."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        connection.connect()
+        on_connect(connection.sock.getsockname()[1])
+        connection.request("GET", f"{parts.path or '/'}?{parts.query}", headers=HEADERS)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
 
 
 def new_session(base_url):
