@@ -12,6 +12,14 @@ administrative flags and the user weight in a stable, versioned format; ``show s
 what an operator watches (status, sessions, queue, seconds since the last session). ``show
 stat`` columns differ between versions, so rows are read by the header's names, never by
 position.
+
+An instance of the fleet is two HAProxy servers of the same name (haproxy.cfg.j2): its *own*
+backend's server (health checked; the session map sends its sessions there) and a *placement*
+server in backend ``wt`` that tracks it (new sessions are placed among those). ``fold_instances``
+turns each such pair into one ServerView, named like the placement server (``wt/app1-9090``), and
+``plan_change`` sends each state to the object that holds it: drain to the placement server only
+(the own backend keeps serving the sessions), maint to the own backend's server (the placement
+server inherits it). Users and playbooks never name the internal backends.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import csv
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 DEFAULT_SOCKET = "/run/haproxy/admin.sock"
 DEFAULT_TIMEOUT = 10.0
@@ -46,6 +54,7 @@ ADMIN_FLAGS = (
 MAINT_MASK = 0x23
 DRAIN_MASK = 0x18
 INHERITED_MASK = 0x02 | 0x10 | 0x20  # flags `set server ... state` cannot clear
+TRACKING_MASK = 0x02 | 0x10  # flags a tracking server copies from the server it tracks
 
 OPERATIONAL_STATES = {0: "stopped", 1: "starting", 2: "running", 3: "stopping"}
 CHECK_RESULTS = {0: "unknown", 1: "neutral", 2: "failed", 3: "passed", 4: "condpass"}
@@ -276,22 +285,32 @@ class RuntimeClient:
         classify_reply(command, reply, self.address)
         return parse_servers_state(reply, command)
 
-    def servers(self, backend=None):
-        """Merged view of every server (of one backend): list of ServerView, read in one exchange."""
-        commands = [f"show servers state {check_name('backend', backend)}" if backend else "show servers state",
-                    SHOW_SERVER_STATS]
+    def servers(self, backend=None, fold=True):
+        """Every server (of one backend), read in one exchange: a list of ServerView.
+
+        With ``fold``, each instance is one row (see fold_instances) and the instances' own
+        backends are left out, unless ``backend`` names one of them.
+        """
+        commands = ["show servers state", SHOW_SERVER_STATS]
         state_reply, stat_reply = self.execute_batch(commands)
-        try:
-            classify_reply(commands[0], state_reply, self.address)
-        except UnknownBackend:
-            raise UnknownBackend(f"HAProxy on {self.address} has no backend '{backend}'; "
-                                 f"its backends are: {', '.join(self.backend_names()) or 'none'}") from None
-        classify_reply(commands[1], stat_reply, self.address)
-        return merge_server_views(parse_servers_state(state_reply, commands[0]),
-                                  parse_show_stat(stat_reply, commands[1]))
+        for command, reply in zip(commands, (state_reply, stat_reply)):
+            classify_reply(command, reply, self.address)
+        views = merge_server_views(parse_servers_state(state_reply, commands[0]),
+                                   parse_show_stat(stat_reply, commands[1]))
+        shown = fold_instances(views) if fold else views
+        if backend is None:
+            return shown
+        selected = [view for view in shown if view.backend == backend]
+        if not selected:
+            selected = [view for view in views if view.backend == backend]
+        if not selected:
+            names = sorted({view.backend for view in shown})
+            raise UnknownBackend(f"HAProxy on {self.address} has no backend '{check_name('backend', backend)}'; "
+                                 f"its backends are: {', '.join(names) or 'none'}")
+        return selected
 
     def backend_names(self):
-        return sorted({row["be_name"] for row in self.show_servers_state()})
+        return sorted({view.backend for view in self.servers()})
 
     def server(self, backend, server):
         check_name("server", server)
@@ -402,11 +421,28 @@ class ServerView:
     qcur: int | None
     stot: int | None
     lastsess: int | None        # seconds since a session was last assigned, -1 if never
+    tracks: tuple | None = None  # (backend, server) this server takes its state from (`track`)
+    # Set on a folded instance row: the backend its sessions are routed to, and the two servers.
+    own_backend: str | None = None
+    placement: ServerView | None = field(default=None, repr=False, compare=False)
+    own: ServerView | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_instance(self):
+        return self.own is not None
 
     def as_dict(self):
-        result = asdict(self)
+        result = {item.name: getattr(self, item.name) for item in fields(self)
+                  if item.name not in ("placement", "own", "tracks")}
         result["admin_flags"] = list(self.admin_flags)
+        result["tracks"] = "/".join(self.tracks) if self.tracks else None
         return result
+
+
+def _tracked(row):
+    tracked = row.get("tracked") or ""
+    backend, sep, server = tracked.partition("/")
+    return (backend, server) if sep else None
 
 
 def merge_server_views(state_records, stat_rows):
@@ -443,8 +479,96 @@ def merge_server_views(state_records, stat_rows):
             qcur=_int(row.get("qcur")),
             stot=_int(row.get("stot")),
             lastsess=_int(row.get("lastsess")),
+            tracks=_tracked(row),
         ))
     return views
+
+
+def _own_server(view, by_name):
+    """The server ``view`` tracks when that makes the pair an instance: same name, another backend."""
+    target = by_name.get(view.tracks) if view.tracks else None
+    if target is None or target.server != view.server or target.backend == view.backend:
+        return None
+    return target
+
+
+def fold_instances(views):
+    """One row per instance, in the order HAProxy lists the placement servers.
+
+    A server that tracks a server of the same name in another backend is an instance's placement
+    server, and that backend is the instance's own. Each pair becomes one ServerView (see
+    fold_pair); every server of an own backend (the instance's, its relay backup) is left out.
+    Servers of any other backend stay as they are.
+    """
+    by_name = {(view.backend, view.server): view for view in views}
+    own_backends = {own.backend for own in (_own_server(view, by_name) for view in views) if own is not None}
+    folded = []
+    for view in views:
+        if view.backend in own_backends:
+            continue
+        own = _own_server(view, by_name)
+        folded.append(fold_pair(view, own) if own is not None else view)
+    return folded
+
+
+def instance_admin_state(placement, own):
+    """maint when the own backend's server is (its sessions move); drain when new sessions stop
+    (the placement server is drained or in maint by itself, or the own server is drained); else ready."""
+    if own.admin_state == "maint":
+        return "maint"
+    if admin_state(placement.admin_mask & ~TRACKING_MASK) != "ready" or own.admin_state == "drain":
+        return "drain"
+    return "ready"
+
+
+def _lastsess(*values):
+    known = [value for value in values if value is not None]
+    assigned = [value for value in known if value >= 0]
+    if assigned:
+        return min(assigned)
+    return -1 if known else None
+
+
+def _sum(*values):
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
+def fold_pair(placement, own):
+    """The instance as one server: health and address of its own server, weight of its placement
+    server (the share of new sessions), sessions and queue of both."""
+    state = instance_admin_state(placement, own)
+    mask = (placement.admin_mask & ~TRACKING_MASK) | own.admin_mask
+    status = own.status
+    if state == "drain" and own.operational_state == "running" and own.status in ("UP", "no check"):
+        status = "DRAIN"
+    return ServerView(
+        backend=placement.backend,
+        server=placement.server,
+        address=own.address,
+        admin_state=state,
+        admin_flags=tuple(admin_flag_names(mask)),
+        admin_mask=mask,
+        operational_state=own.operational_state,
+        status=status,
+        check_status=own.check_status,
+        check_description=own.check_description,
+        check_result=own.check_result,
+        checks_enabled=own.checks_enabled,
+        check_health=own.check_health,
+        check_rise=own.check_rise,
+        check_fall=own.check_fall,
+        weight=placement.weight,
+        initial_weight=placement.initial_weight,
+        scur=_sum(placement.scur, own.scur),
+        qcur=_sum(placement.qcur, own.qcur),
+        stot=_sum(placement.stot, own.stot),
+        lastsess=_lastsess(placement.lastsess, own.lastsess),
+        tracks=placement.tracks,
+        own_backend=own.backend,
+        placement=placement,
+        own=own,
+    )
 
 
 # --- what the modules decide ----------------------------------------------------
@@ -491,12 +615,35 @@ def plan_change(view, state=None, weight=None):
     if weight is not None:
         wanted = target_weight(weight, view.initial_weight)
         if wanted != view.weight:
-            commands.append(weight_command(view.backend, view.server, wanted))
+            placed = view.placement or view
+            commands.append(weight_command(placed.backend, placed.server, wanted))
             after["weight"] = wanted
-    if state is not None and state != view.admin_state:
-        commands.append(state_command(view.backend, view.server, state))
+    if state is not None:
+        if view.is_instance:
+            commands.extend(instance_state_commands(view, state))
+        elif state != view.admin_state:
+            commands.append(state_command(view.backend, view.server, state))
         after["admin_state"] = state
     return Change(tuple(commands), before, after)
+
+
+# State of each of an instance's two servers, per instance state. None: left as it is (in maint,
+# the placement server inherits maint anyway, and keeps its drain for when maint ends).
+_PLACEMENT_STATE = {"ready": "ready", "drain": "drain", "maint": None}
+_OWN_STATE = {"ready": "ready", "drain": "ready", "maint": "maint"}
+
+
+def instance_state_commands(view, state):
+    """Drain only ever on the placement server: the own backend's server must keep serving the
+    instance's sessions while it drains. Maint on the own server: its sessions then go elsewhere."""
+    commands = []
+    placement, own = view.placement, view.own
+    wanted = _PLACEMENT_STATE[state]
+    if wanted and admin_state(placement.admin_mask & ~TRACKING_MASK) != wanted:
+        commands.append(state_command(placement.backend, placement.server, wanted))
+    if own.admin_state != _OWN_STATE[state]:
+        commands.append(state_command(own.backend, own.server, _OWN_STATE[state]))
+    return commands
 
 
 def unreached(view, change):

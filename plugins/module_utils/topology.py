@@ -44,6 +44,8 @@ _HOST_TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9.]")
 _SERVER_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 INSTANCE_KEYS = ("prefix", "port", "weight")
+# The HAProxy backend that places new sessions; each instance also has a backend of its own.
+PLACEMENT_BACKEND = "wt"
 # Host variables this module reads. Any other wt_* variable (outside the wt_app role's
 # own wt_app_* namespace) is almost certainly a typo of one of these.
 TOPOLOGY_VARIABLES = ("wt_instances", "wt_base_port", "wt_listen_address", "wt_connect_address")
@@ -80,6 +82,8 @@ class Instance:
     port: int
     weight: int
     server_name: str
+    # The instance's own HAProxy backend, where the session map sends its sessions.
+    backend_name: str
     unit_name: str
     prefix_generated: bool
     # Where this instance was declared, e.g. "wt_instances[1]"; used in messages.
@@ -143,6 +147,11 @@ def generated_prefix(host, port):
 
 def server_name(host, port):
     return f"{_SERVER_NAME_UNSAFE.sub('_', host)}-{port}"
+
+
+def instance_backend_name(server):
+    """The HAProxy backend of one instance, unique because server names are unique fleet-wide."""
+    return f"{PLACEMENT_BACKEND}.{server}"
 
 
 def unit_name(port):
@@ -283,7 +292,8 @@ def _host_instances(host, host_vars, also_balancer, problems):
         ports_seen[port] = origin
         instances.append(Instance(
             host=host, prefix=prefix, listen_address=listen_address, connect_address=connect_address,
-            port=port, weight=weight, server_name=server_name(host, port), unit_name=unit_name(port),
+            port=port, weight=weight, server_name=server_name(host, port),
+            backend_name=instance_backend_name(server_name(host, port)), unit_name=unit_name(port),
             prefix_generated="prefix" not in spec, origin=origin))
     return instances
 

@@ -12,7 +12,13 @@ short_description: Read the state of HAProxy backend servers from the runtime AP
 description:
   - Returns, for every server of every backend (or of one backend, or one server), its administrative
     state, status, health check, weight, sessions and queue, read from the runtime API (the
-    C(stats socket)) with C(show servers state) and C(show stat).
+    C(stats socket)) with C(show servers state) and C(show stat), both in one exchange.
+  - A Wt instance of the wtstack.fleet roles is one row, backend C(wt) and its server name, whatever
+    HAProxy objects route it. HAProxy holds it as two servers of that name, a placement server in backend
+    C(wt) (new sessions) tracking the health checked server in the instance's own backend
+    (C(wt.<server>), where its sessions go); the row has the state, health and address of the
+    instance, the weight of its placement server and the sessions of both. The own backends are not
+    listed, unless O(backend) names one or O(raw=true).
   - Read only; works the same in check mode.
 version_added: 0.1.0
 author:
@@ -24,6 +30,12 @@ options:
   server:
     description: Only servers of this name (in O(backend), or in any backend). The module fails if there is none.
     type: str
+  raw:
+    description:
+      - List every HAProxy server as HAProxy does, each instance's own backend and its relay backup
+        included, instead of one row per instance.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wtstack.fleet.runtime_api
@@ -169,6 +181,16 @@ servers:
       description: Seconds since a session was last given to the server, -1 if never.
       type: int
       sample: 17
+    own_backend:
+      description:
+        - On a Wt instance's row, the backend its sessions are routed to (the health checked server's);
+          null on any other server.
+      type: str
+      sample: wt.app1-9090
+    tracks:
+      description: The C(backend/server) whose state this server follows (C(track) in haproxy.cfg), else null.
+      type: str
+      sample: wt.app1-9090/app1-9090
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -189,6 +211,7 @@ def main():
             socket=dict(type="str", default=DEFAULT_SOCKET),
             backend=dict(type="str"),
             server=dict(type="str"),
+            raw=dict(type="bool", default=False),
             socket_timeout=dict(type="float", default=10),
         ),
         supports_check_mode=True,
@@ -197,10 +220,11 @@ def main():
     try:
         client = RuntimeClient(module.params["socket"], timeout=module.params["socket_timeout"])
         info = client.show_info()
-        if server and backend:
+        fold = not module.params["raw"]
+        if server and backend and fold:
             views = [client.server(backend, server)]
         else:
-            views = client.servers(backend)
+            views = client.servers(backend, fold=fold)
             if server:
                 views = [view for view in views if view.server == server]
                 if not views:

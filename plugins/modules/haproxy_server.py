@@ -14,6 +14,13 @@ description:
     runtime API (the C(stats socket)), then optionally waits until the server has drained or is up.
   - Idempotent. It reads the server first (C(show servers state) and C(show stat)) and sends only
     the C(set server) commands needed, so a server already in the wanted state reports C(changed=false).
+  - A Wt instance of the wtstack.fleet roles is named as it always is, O(backend=wt) and its server
+    name. HAProxy holds it as two servers of that name, a placement server in backend C(wt), where new
+    sessions are placed, tracking the health checked server of the instance's own backend C(wt.<server>),
+    where the session map sends its sessions. The module sends each state where it belongs, V(drain) to the
+    placement server only (the own backend must keep serving the instance's sessions), V(maint) to the
+    own backend's server (the placement server inherits it), V(ready) to both; the weight is the placement
+    server's. Results report the instance as one server, as M(wtstack.fleet.haproxy_info) does.
   - Changes made over the runtime API last until HAProxy restarts. The wtstack.fleet haproxy role
     saves them across C(systemctl reload haproxy) with a server-state file.
   - Designed for rolling restarts of Wt instances; see C(playbooks/rolling_restart.yml).
@@ -34,7 +41,7 @@ options:
       - Wanted administrative state. Omit it to leave the state alone.
       - V(ready) takes new sessions. V(drain) takes no new sessions but still serves the sessions
         that the Wt session map routes to it, and keeps being health checked. V(maint) takes no traffic
-        at all and is not health checked; its sessions go to another server.
+        at all and is not health checked; its sessions go to another instance, where Wt starts new ones.
       - States inherited from a tracked server, or set because an address did not resolve, cannot be
         overridden; the module fails and says which.
     type: str
@@ -140,7 +147,7 @@ commands:
   returned: always
   type: list
   elements: str
-  sample: ["set server wt/app1-9090 state drain"]
+  sample: ["set server wt/app1-9090 state drain", "set server wt.app1-9090/app1-9090 state ready"]
 before:
   description: The server before the change, as M(wtstack.fleet.haproxy_info) reports servers.
   returned: always

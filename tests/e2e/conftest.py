@@ -153,12 +153,12 @@ class Lab:
         sockets = subprocess.run(["ss", "-tnoip", "exclude", "time-wait", f"( src {address} or dst {address} )"],
                                  capture_output=True, text=True, check=False).stdout
         streams = self.runtime_api(lb, "show sess all")
-        connections = self.runtime_api(lb, "show servers conn wt")
+        connections = self.runtime_api(lb, "show servers conn")
         snapshot_at = time.time()
         path = self.output_dir / f"stall-{started:.3f}-{lb}.log"
         path.write_text(f"request started {started:.3f} via {lb} for session {session_id}, client port "
                         f"{local_port}; snapshot at {snapshot_at:.3f}\n\n=== ss (host)\n{sockets}\n"
-                        f"=== show sess all ({lb})\n{streams}\n=== show servers conn wt ({lb})\n{connections}")
+                        f"=== show sess all ({lb})\n{streams}\n=== show servers conn ({lb})\n{connections}")
         port = f":{local_port} "
         lines = sockets.splitlines()
         client_sockets = [f"{line}\n{details}" for line, details in zip(lines, lines[1:] + [""])

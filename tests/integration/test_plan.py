@@ -86,11 +86,18 @@ def test_example_config_routes_by_map_not_by_acl_chain(example_plan):
     assert f"map_beg({MAP_PATH})" in config
     assert "timeout tunnel" in config
     assert "option redispatch" in config
-    servers = re.findall(r"^\s*server\s+(\S+)\s+(\S+)", config, re.M)
-    assert servers == [("app1-9090", "198.51.100.21:9090"), ("app1-9091", "198.51.100.21:9091"),
-                       ("app2-9090", "198.51.100.22:9090"), ("app2-9091", "198.51.100.22:9091")]
-    assert map_entries(example_plan, "lb1") == {"app1-9090-": "app1-9090", "app1-9091-": "app1-9091",
-                                                "app2a-": "app2-9090", "app2b-": "app2-9091"}
+    instances = [("app1-9090", "198.51.100.21:9090"), ("app1-9091", "198.51.100.21:9091"),
+                 ("app2-9090", "198.51.100.22:9090"), ("app2-9091", "198.51.100.22:9091")]
+    sections = dict(re.findall(r"^backend (\S+).*\n((?:    .*\n|\n)*)", config, re.M))
+    assert list(sections) == [f"wt.{name}" for name, dummy in instances] + ["wt"]
+    for name, address in instances:  # its own backend: the checked server, the relay back to wt
+        own = re.findall(r"^\s*server\s+(\S+)\s+(\S+)", sections[f"wt.{name}"], re.M)
+        assert own == [(name, address), ("relay", "abns@wtstack-relay-any-80")]
+        assert re.search(rf"^\s*server {name} \S+ check observe layer4 ", sections[f"wt.{name}"], re.M)
+    placement = re.findall(r"^\s*server\s+(\S+)\s+(\S+)\s+track\s+(\S+)", sections["wt"], re.M)
+    assert placement == [(name, address, f"wt.{name}/{name}") for name, address in instances]
+    assert map_entries(example_plan, "lb1") == {"app1-9090-": "wt.app1-9090", "app1-9091-": "wt.app1-9091",
+                                                "app2a-": "wt.app2-9090", "app2b-": "wt.app2-9091"}
 
 
 def test_example_units_carry_each_instances_settings(example_plan):
@@ -161,7 +168,10 @@ def test_source_address_goes_on_default_server_and_into_trusted_proxies(tmp_path
     result = run_plan(write_inventory(tmp_path / "source.yml", apps, lbs), plan_dir)
     assert result.returncode == 0, result.stdout[-3000:]
     lb1 = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
-    assert re.search(r"^\s*default-server .* source 192\.0\.2\.10$", lb1, re.M), lb1
+    # On every server that connects to an instance (checked and placement), never on the relay.
+    sourced = re.findall(r"^\s*server (\S+) .* source 192\.0\.2\.10$", lb1, re.M)
+    assert sourced == ["app1-9090", "app1-9090"], lb1
+    assert not re.search(r"^\s*server relay .* source ", lb1, re.M)
     assert " source " not in (plan_dir / "lb2/etc/haproxy/haproxy.cfg").read_text()
     for lb in ("lb1", "lb2"):
         check = haproxy_check(plan_dir, lb)

@@ -1,8 +1,10 @@
 """haproxy_runtime against replies captured from real HAProxy 2.6 and 3.0 (tests/unit/fixtures/haproxy/).
 
-The fixtures come from tests/unit/fixtures/haproxy/lab.py: backend wt with app1-9090 and app1-9091
-healthy (app1-9091 has maxconn 1, to queue), app2-9090 on a port nothing listens on, app2-9091
-`disabled` in haproxy.cfg; backend static (balance source) with one unchecked server.
+The fixtures come from tests/unit/fixtures/haproxy/lab.py, which mirrors the role's routing: four
+instances, each with its own backend wt.<name> (checked server + relay backup) and a placement
+server in backend wt tracking it. app1-9090 and app1-9091 are healthy (app1-9091 has maxconn 1, to
+queue), app2-9090 is on a port nothing listens on, app2-9091 is `disabled` in haproxy.cfg; backend
+static (balance source) holds one plain, unchecked server.
 """
 
 import errno
@@ -16,6 +18,7 @@ from ansible_collections.wtstack.fleet.plugins.module_utils import haproxy_runti
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "haproxy"
 VERSIONS = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir() and path.name[0].isdigit())
+INSTANCES = ["app1-9090", "app1-9091", "app2-9090", "app2-9091"]
 
 
 def test_fixtures_cover_both_supported_versions():
@@ -33,9 +36,17 @@ def captured(request):
     return read
 
 
-def views(captured, state="show_servers_state_wt.txt", stat="show_stat.txt"):
-    merged = rt.merge_server_views(rt.parse_servers_state(captured(state)), rt.parse_show_stat(captured(stat)))
-    return {view.server: view for view in merged}
+def raw_views(captured, state="show_servers_state.txt", stat="show_stat_servers.txt"):
+    return rt.merge_server_views(rt.parse_servers_state(captured(state)), rt.parse_show_stat(captured(stat)))
+
+
+def raw_view(captured, backend, server, state="show_servers_state.txt", stat="show_stat_servers.txt"):
+    return next(view for view in raw_views(captured, state, stat) if (view.backend, view.server) == (backend, server))
+
+
+def views(captured, state="show_servers_state.txt", stat="show_stat_servers.txt"):
+    """The rows the modules see: one per instance (backend wt) plus static's plain server."""
+    return {view.server: view for view in rt.fold_instances(raw_views(captured, state, stat))}
 
 
 # --- parsers ---------------------------------------------------------------------
@@ -44,15 +55,18 @@ def test_show_stat_is_read_by_header_names_whatever_the_column_count(captured):
     header = captured("show_stat.txt").splitlines()[0].split(",")
     assert len(header) == {"2.6": 129, "3.0": 206}[captured.version]
     rows = rt.parse_show_stat(captured("show_stat.txt"))
-    assert [(row["pxname"], row["svname"], row["status"]) for row in rows] == [
-        ("wt", "app1-9090", "UP"), ("wt", "app1-9091", "UP"), ("wt", "app2-9090", "DOWN"),
-        ("wt", "app2-9091", "MAINT"), ("static", "solo", "no check")]
+    own = [(f"wt.{name}", server) for name in INSTANCES for server in (name, "relay")]
+    assert [(row["pxname"], row["svname"]) for row in rows] == own + [("wt", name) for name in INSTANCES] + \
+        [("static", "solo")]
+    assert {row["svname"]: row["status"] for row in rows if row["pxname"] == "wt"} == {
+        "app1-9090": "UP", "app1-9091": "UP", "app2-9090": "DOWN",
+        "app2-9091": "MAINT (via wt.app2-9091/app2-9091)"}
 
 
 def test_server_rows_of_every_proxy(captured):
     rows = rt.parse_show_stat(captured("show_stat_servers.txt"))
-    assert [(row["pxname"], row["svname"]) for row in rows] == [
-        ("wt", "app1-9090"), ("wt", "app1-9091"), ("wt", "app2-9090"), ("wt", "app2-9091"), ("static", "solo")]
+    assert len(rows) == 13
+    assert [row["tracked"] for row in rows if row["pxname"] == "wt"] == [f"wt.{name}/{name}" for name in INSTANCES]
 
 
 def test_show_stat_by_name_picks_the_frontend_of_the_same_name(captured):
@@ -63,9 +77,10 @@ def test_show_stat_by_name_picks_the_frontend_of_the_same_name(captured):
 
 def test_show_servers_state_records(captured):
     records = rt.parse_servers_state(captured("show_servers_state.txt"))
-    assert [(r["be_name"], r["srv_name"], r["srv_admin_state"]) for r in records] == [
-        ("wt", "app1-9090", "0"), ("wt", "app1-9091", "0"), ("wt", "app2-9090", "0"), ("wt", "app2-9091", "5"),
-        ("static", "solo", "0")]
+    placement = [(r["srv_name"], r["srv_admin_state"]) for r in records if r["be_name"] == "wt"]
+    # The placement server of the instance disabled in haproxy.cfg inherits its maintenance (IMAINT).
+    assert placement == [("app1-9090", "0"), ("app1-9091", "0"), ("app2-9090", "0"), ("app2-9091", "2")]
+    assert [r["srv_admin_state"] for r in records if r["be_name"] == "wt.app2-9091"] == ["5", "0"]
 
 
 def test_show_info(captured):
@@ -81,7 +96,24 @@ def test_a_reply_that_is_not_the_expected_table_is_an_error():
         rt.parse_servers_state("")
 
 
-# --- merged view ---------------------------------------------------------------
+# --- one row per instance ----------------------------------------------------------
+
+def test_each_instance_is_one_row_and_its_own_backend_is_left_out(captured):
+    folded = rt.fold_instances(raw_views(captured))
+    assert [(view.backend, view.server, view.own_backend) for view in folded] == \
+        [("wt", name, f"wt.{name}") for name in INSTANCES] + [("static", "solo", None)]
+    assert folded[0].as_dict()["tracks"] == "wt.app1-9090/app1-9090"
+    assert "placement" not in folded[0].as_dict() and "own" not in folded[0].as_dict()
+
+
+def test_a_tracking_server_of_another_name_is_not_an_instance():
+    server = rt.ServerView(backend="b", server="x", address=None, admin_state="ready", admin_flags=(), admin_mask=0,
+                           operational_state="running", status="UP", check_status=None, check_description=None,
+                           check_result="unknown", checks_enabled=False, check_health=None, check_rise=None,
+                           check_fall=None, weight=1, initial_weight=1, scur=0, qcur=0, stot=0, lastsess=-1)
+    tracker = rt.ServerView(**{**server.as_dict(), "backend": "a", "server": "y", "tracks": ("b", "x")})
+    assert rt.fold_instances([server, tracker]) == [server, tracker]
+
 
 def test_initial_state(captured):
     servers = views(captured)
@@ -90,13 +122,14 @@ def test_initial_state(captured):
         ("ready", (), "running", "UP")
     assert (healthy.check_status, healthy.check_result, healthy.checks_enabled) == ("L7OK", "passed", True)
     assert (healthy.check_health, healthy.check_rise, healthy.check_fall) == (3, 2, 2)
+    # Weight of the placement server (new sessions), address of the checked one.
     assert (healthy.weight, healthy.initial_weight, healthy.scur, healthy.qcur, healthy.lastsess) == \
         (100, 100, 0, 0, -1)
-    assert healthy.address.endswith(":" + healthy.address.rsplit(":", 1)[1])
+    assert healthy.address == raw_view(captured, "wt.app1-9090", "app1-9090").address
 
     dead = servers["app2-9090"]
-    assert (dead.admin_state, dead.operational_state, dead.status, dead.check_status) == \
-        ("ready", "stopped", "DOWN", "L4CON")
+    assert (dead.admin_state, dead.operational_state, dead.status, dead.check_status, dead.weight) == \
+        ("ready", "stopped", "DOWN", "L4CON", 50)
     assert dead.check_description == "Layer4 connection problem"
 
     disabled = servers["app2-9091"]
@@ -104,34 +137,68 @@ def test_initial_state(captured):
     assert disabled.checks_enabled is False and disabled.check_status is None
 
 
-def test_unchecked_server(captured):
-    solo = views(captured, "show_servers_state.txt")["solo"]
-    assert (solo.status, solo.checks_enabled, solo.weight) == ("no check", False, 10)
+def test_unchecked_plain_server(captured):
+    solo = views(captured)["solo"]
+    assert (solo.status, solo.checks_enabled, solo.weight, solo.own_backend) == ("no check", False, 10, None)
     assert rt.up(solo)[0] == rt.REACHED
 
 
-def test_drain_and_maint(captured):
-    drained = views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"]
+def test_drain_is_set_on_the_placement_server_only(captured):
+    state, stat = "show_servers_state_drain.txt", "show_stat_drain.txt"
+    drained = views(captured, state, stat)["app1-9090"]
     assert (drained.admin_state, drained.admin_flags, drained.status) == ("drain", ("FDRAIN",), "DRAIN")
-    maint = views(captured, "show_servers_state_maint.txt", "show_stat_maint.txt")["app1-9090"]
+    own = raw_view(captured, "wt.app1-9090", "app1-9090", state, stat)
+    assert (own.admin_state, own.status) == ("ready", "UP")  # its sessions still reach it
+
+
+def test_maint_is_set_on_the_own_server_and_inherited_by_the_placement_server(captured):
+    state, stat = "show_servers_state_maint.txt", "show_stat_maint.txt"
+    maint = views(captured, state, stat)["app1-9090"]
     assert (maint.admin_state, maint.admin_flags, maint.status, maint.operational_state) == \
-        ("maint", ("FMAINT",), "MAINT", "stopped")
+        ("maint", ("FMAINT", "FDRAIN"), "MAINT", "stopped")
+    placement = raw_view(captured, "wt", "app1-9090", state, stat)
+    assert (placement.admin_flags, placement.status) == (("IMAINT", "FDRAIN"), "MAINT (via wt.app1-9090/app1-9090)")
 
 
-def test_drain_from_maint_replaces_maint(captured):
-    """One `state drain` is enough to leave maint for drain (no ready window in between)."""
-    assert captured("reply_set_state_drain_from_maint.txt") == "\n"
-    servers = views(captured, "show_servers_state_maint_drain.txt", "show_stat_maint.txt")
-    assert (servers["app1-9090"].admin_state, servers["app1-9090"].admin_flags) == ("drain", ("FDRAIN",))
+def test_leaving_maint_for_drain_rejoins_through_health_checks(captured):
+    rejoining = views(captured, "show_servers_state_maint_drain.txt", "show_stat_rejoining.txt")["app1-9090"]
+    assert (rejoining.admin_state, rejoining.admin_flags, rejoining.status) == ("drain", ("FDRAIN",), "UP 1/2")
+    assert rt.up(rejoining)[0] == rt.WAITING
+    rejoined = views(captured, "show_servers_state_rejoined.txt", "show_stat_maint_drain.txt")["app1-9090"]
+    assert rt.up(rejoined) == (rt.REACHED, "status DRAIN, last check L7OK")
 
 
-def test_configured_disabled_server_enabled_keeps_only_cmaint_and_is_ready(captured):
+def test_draining_both_servers_the_way_community_general_does_is_still_drain(captured):
+    both = views(captured, "show_servers_state_drain_both.txt", "show_stat_drain_both.txt")["app1-9091"]
+    assert (both.admin_state, both.admin_flags, both.status) == ("drain", ("FDRAIN",), "DRAIN")
+    assert rt.plan_change(both, state="ready").commands == (
+        "set server wt/app1-9091 state ready", "set server wt.app1-9091/app1-9091 state ready")
+    # Our drain keeps the instance's own server ready, so this is the one command needed.
+    assert rt.plan_change(both, state="drain").commands == ("set server wt.app1-9091/app1-9091 state ready",)
+
+
+def test_configured_disabled_instance_enabled_keeps_only_cmaint_and_is_ready(captured):
     servers = views(captured, "show_servers_state_enabled_from_config.txt", "show_stat_enabled_from_config.txt")
     server = servers["app2-9091"]
     assert (server.admin_mask, server.admin_flags, server.admin_state, server.status) == (4, ("CMAINT",), "ready", "UP")
 
 
-def test_weights_absolute_relative_and_zero(captured):
+def test_plain_server_drain_and_maint(captured):
+    def solo(state):
+        return views(captured, state)["solo"]
+
+    assert (solo("show_servers_state_plain_drain.txt").admin_state,
+            solo("show_servers_state_plain_drain.txt").admin_flags) == ("drain", ("FDRAIN",))
+    assert (solo("show_servers_state_plain_maint.txt").admin_state,
+            solo("show_servers_state_plain_maint.txt").admin_flags) == ("maint", ("FMAINT",))
+    # One `state drain` is enough to leave maint for drain (no ready window in between).
+    assert captured("reply_set_state_drain_from_maint.txt") == "\n"
+    assert solo("show_servers_state_plain_maint_drain.txt").admin_flags == ("FDRAIN",)
+    # The old `enable server` clears drain as well.
+    assert solo("show_servers_state_plain_after_enable.txt").admin_flags == ()
+
+
+def test_weights_are_the_placement_servers(captured):
     servers = views(captured, "show_servers_state_weight.txt", "show_stat_weight.txt")
     assert servers["app1-9091"].weight == 40
     # `weight 33%` on a server configured with weight 50: HAProxy truncates 16.5 to 16.
@@ -141,7 +208,7 @@ def test_weights_absolute_relative_and_zero(captured):
     assert (zero.weight, zero.status) == (0, "UP")
 
 
-def test_sessions_and_queue_while_draining(captured):
+def test_sessions_and_queue_of_both_servers_while_draining(captured):
     busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")
     assert (busy["app1-9090"].scur, busy["app1-9090"].status) == (1, "DRAIN")
     assert (busy["app1-9091"].scur, busy["app1-9091"].qcur) == (1, 1)  # maxconn 1: the second request queues
@@ -178,7 +245,8 @@ def test_other_error_replies_are_command_errors_with_haproxys_words(captured, na
 
 def test_successful_set_commands_answer_an_empty_line(captured):
     for name in ("reply_set_state_drain.txt", "reply_set_state_maint.txt", "reply_set_state_ready.txt",
-                 "reply_set_weight.txt", "reply_set_weight_relative.txt", "reply_enable_server.txt"):
+                 "reply_set_state_ready_own.txt", "reply_set_state_drain_plain.txt", "reply_set_weight.txt",
+                 "reply_set_weight_relative.txt", "reply_enable_server.txt"):
         assert captured(name) == "\n", name
 
 
@@ -268,14 +336,22 @@ def fake_haproxy(captured, tmp_path):
     server.close()
 
 
-def test_client_reads_a_merged_server(fake_haproxy):
+def test_client_reads_an_instance_in_one_exchange(fake_haproxy):
     client = rt.RuntimeClient(fake_haproxy.address)
     view = client.server("wt", "app1-9090")
-    assert (view.backend, view.server, view.status, view.admin_state) == ("wt", "app1-9090", "UP", "ready")
-    assert fake_haproxy.received == ["show servers state wt; show stat -1 4 -1"]
+    assert (view.backend, view.server, view.status, view.admin_state, view.own_backend) == \
+        ("wt", "app1-9090", "UP", "ready", "wt.app1-9090")
+    assert fake_haproxy.received == ["show servers state; show stat -1 4 -1"]
     assert [row["svname"] for row in client.show_stat("static")] == ["solo"]
-    assert len(client.servers()) == 5
+    assert [view.server for view in client.servers()] == INSTANCES + ["solo"]
+    assert len(client.servers(fold=False)) == 13
     assert client.show_info()["Name"] == "HAProxy"
+
+
+def test_an_instances_own_backend_can_still_be_read_by_name(fake_haproxy):
+    own = rt.RuntimeClient(fake_haproxy.address).servers("wt.app1-9090")
+    assert [(view.server, view.status, view.own_backend) for view in own] == \
+        [("app1-9090", "UP", None), ("relay", "no check", None)]
 
 
 def test_client_sends_set_commands(fake_haproxy):
@@ -301,10 +377,9 @@ def test_unknown_server_names_the_servers_there_are(fake_haproxy):
 
 def test_batch_replies_are_split_at_empty_lines(captured):
     client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket(captured("batch_show_servers_state_and_stat.txt")))
-    state, stat = client.execute_batch(["show servers state wt", "show stat -1 4 -1"])
-    names = ["app1-9090", "app1-9091", "app2-9090", "app2-9091"]
-    assert [r["srv_name"] for r in rt.parse_servers_state(state)] == names
-    assert [r["svname"] for r in rt.parse_show_stat(stat)] == names + ["solo"]
+    state, stat = client.execute_batch(["show servers state", "show stat -1 4 -1"])
+    assert [r["srv_name"] for r in rt.parse_servers_state(state) if r["be_name"] == "wt"] == INSTANCES
+    assert len(rt.parse_show_stat(stat)) == 13
     client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket("\n\n" + captured("show_info.txt")))
     replies = client.execute_batch(["set server wt/a weight 1", "set server wt/a state ready", "show info"])
     assert replies[:2] == ["", ""] and replies[2].startswith("Name: HAProxy")
@@ -391,7 +466,7 @@ def test_names_cannot_inject_commands(name):
 
 # --- planning ------------------------------------------------------------------
 
-def view_of(captured, server="app1-9090", state="show_servers_state_wt.txt", stat="show_stat.txt"):
+def view_of(captured, server="app1-9090", state="show_servers_state.txt", stat="show_stat_servers.txt"):
     return views(captured, state, stat)[server]
 
 
@@ -402,16 +477,37 @@ def test_nothing_to_do_when_already_there(captured):
     assert rt.plan_change(view_of(captured), weight="100%").commands == ()
 
 
-def test_weight_before_state(captured):
+def test_weight_before_state_and_both_on_the_placement_server(captured):
     change = rt.plan_change(view_of(captured, "app2-9090"), state="drain", weight="200%")
     assert change.commands == ("set server wt/app2-9090 weight 100", "set server wt/app2-9090 state drain")
     assert (change.before, change.after) == ({"admin_state": "ready", "weight": 50},
                                              {"admin_state": "drain", "weight": 100})
 
 
-def test_leaving_maint(captured):
+def test_a_rolling_restart_sends_each_state_where_it_belongs(captured):
+    ready = view_of(captured)
+    drained = view_of(captured, state="show_servers_state_drain.txt", stat="show_stat_drain.txt")
+    maint = view_of(captured, state="show_servers_state_maint.txt", stat="show_stat_maint.txt")
+    rejoined = view_of(captured, state="show_servers_state_rejoined.txt", stat="show_stat_maint_drain.txt")
+    assert rt.plan_change(ready, state="drain").commands == ("set server wt/app1-9090 state drain",)
+    assert rt.plan_change(drained, state="maint").commands == ("set server wt.app1-9090/app1-9090 state maint",)
+    assert rt.plan_change(maint, state="drain").commands == ("set server wt.app1-9090/app1-9090 state ready",)
+    assert rt.plan_change(rejoined, state="ready").commands == ("set server wt/app1-9090 state ready",)
+    assert rt.plan_change(maint, state="ready").commands == (
+        "set server wt/app1-9090 state ready", "set server wt.app1-9090/app1-9090 state ready")
+    assert rt.plan_change(ready, state="maint").commands == ("set server wt.app1-9090/app1-9090 state maint",)
+    assert rt.plan_change(maint, state="maint").commands == ()
+
+
+def test_leaving_maint_of_an_instance_disabled_in_the_configuration(captured):
     change = rt.plan_change(view_of(captured, "app2-9091"), state="ready")
-    assert change.commands == ("set server wt/app2-9091 state ready",)
+    assert change.commands == ("set server wt.app2-9091/app2-9091 state ready",)
+
+
+def test_a_plain_server_gets_its_own_commands(captured):
+    solo = view_of(captured, "solo")
+    assert rt.plan_change(solo, state="drain", weight="5").commands == (
+        "set server static/solo weight 5", "set server static/solo state drain")
 
 
 @pytest.mark.parametrize("spec, initial, expected", [
@@ -433,15 +529,17 @@ def test_bad_state(captured):
 
 
 def test_unreached_explains_inherited_states(captured):
-    server = view_of(captured)
+    server = view_of(captured, "solo")
     change = rt.plan_change(server, state="drain")
-    assert rt.unreached(views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"],
-                        change) is None
+    assert rt.unreached(view_of(captured, "solo", "show_servers_state_plain_drain.txt"), change) is None
     tracked = rt.ServerView(**{**server.as_dict(), "admin_flags": ("IMAINT",), "admin_mask": 0x02,
-                               "admin_state": "maint"})
-    problem = rt.unreached(tracked, rt.plan_change(server, state="ready", weight="10"))
-    assert problem == ("wt/app1-9090: it is still in maint (maintenance inherited from a tracked server), which "
-                       "`set server ... state ready` cannot override and its weight is 100, not 10")
+                               "admin_state": "maint", "tracks": None})
+    problem = rt.unreached(tracked, rt.plan_change(server, state="ready", weight="20"))
+    assert problem == ("static/solo: it is still in maint (maintenance inherited from a tracked server), which "
+                       "`set server ... state ready` cannot override and its weight is 10, not 20")
+    instance = view_of(captured)
+    assert rt.unreached(view_of(captured, state="show_servers_state_drain.txt", stat="show_stat_drain.txt"),
+                        rt.plan_change(instance, state="drain")) is None
 
 
 # --- waiting -----------------------------------------------------------------
@@ -463,10 +561,10 @@ def test_drained_conditions(captured):
 def test_up_conditions(captured):
     assert rt.up(view_of(captured)) == (rt.REACHED, "status UP, last check L7OK")
     # Just out of maint HAProxy calls it up at reduced health ("UP 1/2") before any check ran.
-    rejoining = views(captured, "show_servers_state_weight.txt", "show_stat_weight.txt")["app1-9090"]
+    rejoining = views(captured, "show_servers_state_maint_drain.txt", "show_stat_rejoining.txt")["app1-9090"]
     assert rejoining.status == "UP 1/2"
     assert rt.up(rejoining) == (rt.WAITING, "status UP 1/2: health 2/3, last check L7OK")
-    failing = views(captured, "show_servers_state_wt.txt", "show_stat_check_failing.txt")["app1-9090"]
+    failing = views(captured, "show_servers_state.txt", "show_stat_check_failing.txt")["app1-9090"]
     failing = rt.ServerView(**{**failing.as_dict(), "operational_state": "stopped"})
     assert rt.up(failing) == (rt.WAITING, "status DOWN, last check L7STS (Layer7 wrong status)")
     assert rt.up(view_of(captured, "app2-9090"))[0] == rt.WAITING

@@ -23,9 +23,10 @@ except ImportError:  # the oldest ansible-core we support reads module arguments
             basic._ANSIBLE_ARGS = saved
 
 LAB_PY = Path(__file__).resolve().parents[2] / "fixtures" / "haproxy" / "lab.py"
-# State each lab server is restored to between tests: (admin state, weight).
-LAB_SERVERS = {"app1-9090": ("ready", 100), "app1-9091": ("ready", 100), "app2-9090": ("ready", 50),
-               "app2-9091": ("maint", 100)}
+# State each lab instance is restored to between tests: (admin state of its own server, weight of
+# its placement server). app2-9091 is `disabled` in the lab's haproxy.cfg.
+LAB_INSTANCES = {"app1-9090": ("ready", 100), "app1-9091": ("ready", 100), "app2-9090": ("ready", 50),
+                 "app2-9091": ("maint", 100)}
 
 
 def _load_lab():
@@ -52,9 +53,11 @@ def haproxy_lab(_haproxy_lab):
     lab = _haproxy_lab
     for backend in lab.backends.values():
         backend.healthy = True
-    for server, (state, weight) in LAB_SERVERS.items():
+    for server, (state, weight) in LAB_INSTANCES.items():
         assert lab.command(f"set server wt/{server} weight {weight}") == "\n"
-        assert lab.command(f"set server wt/{server} state {state}") == "\n"
+        assert lab.command(f"set server wt/{server} state ready") == "\n"
+        assert lab.command(f"set server wt.{server}/{server} state {state}") == "\n"
+    assert lab.command("set server static/solo state ready") == "\n"
     lab.wait_for_status({"app1-9090": "UP", "app1-9091": "UP", "app2-9090": "DOWN", "app2-9091": "MAINT"})
     return lab
 

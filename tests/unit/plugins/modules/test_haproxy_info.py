@@ -47,3 +47,19 @@ def test_unknown_names_fail(haproxy_lab, info, args, message):
     result = info(**args)
     assert result["failed"] is True
     assert message.format(socket=haproxy_lab.admin_socket) in result["msg"]
+
+
+def test_raw_lists_every_haproxy_server(info):
+    servers = info(raw=True)["servers"]
+    assert len(servers) == 13
+    assert [(s["backend"], s["status"]) for s in servers if s["server"] == "app1-9090"] == [
+        ("wt.app1-9090", "UP"), ("wt", "UP")]
+    assert [s["backend"] for s in info(raw=True, server="relay")["servers"]] == [
+        "wt.app1-9090", "wt.app1-9091", "wt.app2-9090", "wt.app2-9091"]
+
+
+def test_an_instance_row_names_its_own_backend(info):
+    row = info(backend="wt", server="app1-9091")["servers"][0]
+    assert (row["own_backend"], row["tracks"]) == ("wt.app1-9091", "wt.app1-9091/app1-9091")
+    own = info(backend="wt.app1-9091")["servers"]
+    assert [(s["server"], s["own_backend"]) for s in own] == [("app1-9091", None), ("relay", None)]

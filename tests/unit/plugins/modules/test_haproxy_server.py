@@ -7,11 +7,11 @@ from ansible_collections.wtstack.fleet.plugins.modules import haproxy_server
 
 
 def admin_states(lab):
-    """(srv_admin_state, srv_uweight) per wt server, read straight from HAProxy."""
-    lines = lab.command("show servers state wt").splitlines()
+    """(srv_admin_state, srv_uweight) per (backend, server), read straight from HAProxy."""
+    lines = lab.command("show servers state").splitlines()
     header = lines[1].lstrip("# ").split()
     rows = [dict(zip(header, line.split())) for line in lines[2:] if line]
-    return {row["srv_name"]: (int(row["srv_admin_state"]), int(row["srv_uweight"])) for row in rows}
+    return {(row["be_name"], row["srv_name"]): (int(row["srv_admin_state"]), int(row["srv_uweight"])) for row in rows}
 
 
 @pytest.fixture
@@ -25,7 +25,9 @@ def server(haproxy_lab, run_module):
 def test_drain_then_nothing_to_do(haproxy_lab, server):
     result = server(server="app1-9090", state="drain")
     assert result["changed"] is True
+    # Only where new sessions are placed: the instance's own backend keeps serving its sessions.
     assert result["commands"] == ["set server wt/app1-9090 state drain"]
+    assert admin_states(haproxy_lab)[("wt.app1-9090", "app1-9090")] == (0, 1)
     assert (result["before"]["admin_state"], result["before"]["status"]) == ("ready", "UP")
     assert (result["after"]["admin_state"], result["after"]["status"], result["after"]["admin_flags"]) == \
         ("drain", "DRAIN", ["FDRAIN"])
@@ -39,7 +41,7 @@ def test_check_mode_reports_and_changes_nothing(haproxy_lab, server):
     before = admin_states(haproxy_lab)
     result = server(check_mode=True, diff=True, server="app2-9090", state="maint", weight="50%", wait="drained")
     assert result["changed"] is True
-    assert result["commands"] == ["set server wt/app2-9090 weight 25", "set server wt/app2-9090 state maint"]
+    assert result["commands"] == ["set server wt/app2-9090 weight 25", "set server wt.app2-9090/app2-9090 state maint"]
     assert result["diff"]["before"] == {"admin_state": "ready", "weight": 50}
     assert result["diff"]["after"] == {"admin_state": "maint", "weight": 25}
     assert result["after"] == result["before"]
@@ -87,6 +89,19 @@ def test_wait_drained_refuses_a_server_that_stays_ready(haproxy_lab, server):
     assert admin_states(haproxy_lab) == before
 
 
+def test_maint_then_back_to_drain_then_ready(haproxy_lab, server):
+    server(server="app1-9090", state="drain")
+    maint = server(server="app1-9090", state="maint")
+    assert maint["commands"] == ["set server wt.app1-9090/app1-9090 state maint"]
+    assert (maint["after"]["admin_state"], maint["after"]["status"]) == ("maint", "MAINT")
+    assert admin_states(haproxy_lab)[("wt", "app1-9090")][0] == 0x02 | 0x08  # inherited maint, its own drain
+    drain = server(server="app1-9090", state="drain", wait="up", timeout=10, interval=0.1)
+    assert drain["commands"] == ["set server wt.app1-9090/app1-9090 state ready"]
+    assert (drain["after"]["admin_state"], drain["after"]["status"]) == ("drain", "DRAIN")
+    ready = server(server="app1-9090", state="ready")
+    assert ready["commands"] == ["set server wt/app1-9090 state ready"]
+
+
 def test_wait_up_needs_a_passing_check_after_maint(haproxy_lab, server):
     server(server="app1-9090", state="maint")
     result = server(server="app1-9090", state="ready", wait="up", timeout=10, interval=0.1)
@@ -112,7 +127,7 @@ def test_wait_up_refuses_maint(haproxy_lab, server):
     result = server(server="app1-9090", state="maint", wait="up")
     assert result["failed"] is True and result["changed"] is False
     assert "runs no health check" in result["msg"]
-    assert admin_states(haproxy_lab)["app1-9090"] == (0, 100)
+    assert admin_states(haproxy_lab)[("wt", "app1-9090")] == (0, 100)
 
 
 def test_enable_a_server_disabled_in_the_configuration(haproxy_lab, server):
@@ -157,7 +172,7 @@ def test_socket_without_admin_level(haproxy_lab, run_module):
     result = run_module(haproxy_server, {"socket": haproxy_lab.user_socket, "server": "app1-9090", "state": "drain"})
     assert result["failed"] is True and result["changed"] is False
     assert "Permission denied; the socket's `stats socket` line needs `level admin`" in result["msg"]
-    assert admin_states(haproxy_lab)["app1-9090"] == (0, 100)
+    assert admin_states(haproxy_lab)[("wt", "app1-9090")] == (0, 100)
 
 
 def test_nothing_listening_on_tcp(run_module):
