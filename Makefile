@@ -95,8 +95,12 @@ plan: venv
 	$(BIN)/ansible-playbook -i inventory.example playbooks/plan.yml -e plan_dir=$(CURDIR)/.cache/plan
 	@find .cache/plan -type f | sort
 
+# HAProxy 2.6 (this machine's) for every section, then the routing section again with Debian 13's
+# HAProxy 3.0, run in a chroot of the lab's trixie image.
 bench: venv
 	$(BIN)/python bench/run.py --results .cache/bench-results.json
+	$(BIN)/python bench/run.py --haproxy-suite trixie --sections routing --page benchmarks-haproxy-3.0 \
+	  --results .cache/bench-results-haproxy-3.0.json
 
 clean:
 	rm -rf .cache tests/output

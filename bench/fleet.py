@@ -1,5 +1,6 @@
 """Benchmark fleets: the topology, our HAProxy configuration rendered from the role's templates,
-the 2010 seed-style configuration for the same instances, and responders that stand in for Wt.
+the previous design (bench/baseline/, kept to measure against), the 2010 seed-style configuration
+for the same instances, and responders that stand in for Wt.
 
 Everything listens on 127.0.0.0/8 only. A fleet of N instances is laid out as app hosts of up to
 INSTANCES_PER_HOST instances each, host h on 127.78.<slot>.h, ports from BASE_PORT, so the fleet of
@@ -19,6 +20,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 ROLE = REPO / "roles" / "haproxy"
+# The role's templates before one backend per instance (one backend, use-server by map name).
+BASELINE_TEMPLATES = Path(__file__).resolve().parent / "baseline"
 sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology  # noqa: E402
@@ -34,21 +37,14 @@ LB_PORT = 8080
 CHECK_INTERVAL = "10m"
 # Wt appends this many [A-Za-z0-9] to the prefix (its default <session-id-length>).
 SESSION_SUFFIX_LENGTH = 16
-
-# Ways of finding a session's instance in our design. "map_beg" is what the role renders.
-MAP_LOOKUPS = {
-    "map_beg": "urlp(wtd),map_beg({map})",
-    # Exact lookup of the prefix: the session id minus Wt's fixed-length random suffix.
-    # Single quotes: HAProxy expands "$name" inside double quotes.
-    "map_str": "urlp(wtd),regsub('[A-Za-z0-9]{{%d}}$',''),map_str({map})" % SESSION_SUFFIX_LENGTH,
-}
+SLOT = 0
 
 
 def use_slot(slot):
     """Move the whole benchmark to 127.77.<slot>.0/24 (load balancers) and 127.78.<slot>.0/24 (instances),
     so that runs at the same time (a smoke test during a full run) do not collide."""
-    global APP_NETWORK, LB_NETWORK
-    APP_NETWORK, LB_NETWORK = f"127.78.{slot}.", f"127.77.{slot}."
+    global APP_NETWORK, LB_NETWORK, SLOT
+    APP_NETWORK, LB_NETWORK, SLOT = f"127.78.{slot}.", f"127.77.{slot}.", slot
 
 
 def inventory(instance_count):
@@ -89,7 +85,7 @@ class RenderedFiles:
     renderer: str
 
 
-def render_role_files(wtstack_topology, map_path, overrides):
+def render_role_files(wtstack_topology, map_path, overrides, templates=ROLE / "templates"):
     """haproxy.cfg and wt-sessions.map as the role renders them, with jinja2 directly.
 
     Ansible's template module uses trim_blocks and keeps the trailing newline; the templates use
@@ -98,7 +94,7 @@ def render_role_files(wtstack_topology, map_path, overrides):
     """
     import jinja2
 
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")),
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
                                      trim_blocks=True, keep_trailing_newline=True,
                                      undefined=jinja2.StrictUndefined)
     variables = role_variables()
@@ -134,14 +130,15 @@ def render_with_plan(instance_count, workdir, overrides):
 
 
 # Global settings only meaningful for the packaged service: privilege drop, syslog.
-# The server-state file only matters across reloads, which the benchmark never does.
 _DROPPED_GLOBAL = re.compile(r"^\s*(log|chroot|user|group|daemon|nbthread|cpu-map|server-state-file)\b")
 _DROPPED_DEFAULTS = re.compile(r"^\s*(log\s+global|load-server-state-from-file)\b")
 
 
-def adapt(config, *, nbthread, stats_socket, server_close):
+def adapt(config, *, nbthread, stats_socket, server_close, state_file=None):
     """Run a production config in the benchmark: foreground, one thread, no syslog, no privilege
-    drop, admin socket in the work directory; optionally force server-side connection close."""
+    drop, admin socket in the work directory; optionally force server-side connection close. The
+    server-state file only matters across reloads: kept (in the work directory) when `state_file`
+    is given, for the reload measurement."""
     lines = []
     section = None
     for line in config.splitlines():
@@ -152,81 +149,62 @@ def adapt(config, *, nbthread, stats_socket, server_close):
             if section == "global":
                 lines.append(f"    nbthread {nbthread}")
                 lines.append(f"    stats socket {stats_socket} mode 600 level admin")
+                if state_file:
+                    lines.append(f"    server-state-file {state_file}")
             elif section == "defaults" and server_close:
                 lines.append("    option http-server-close")
             continue
         if section == "global" and (_DROPPED_GLOBAL.match(line) or stripped.startswith("stats socket")):
             continue
         if section == "defaults" and _DROPPED_DEFAULTS.match(line):
-            continue
+            if not (state_file and stripped.startswith("load-server-state-from-file")):
+                continue
         lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def ours(instance_count, workdir, *, lookup="map_beg", server_close, lb_address, renderer="jinja2", tag=None):
-    """Our design for instance_count instances: (config path, how it was rendered)."""
+def _render(design, instance_count, workdir, *, server_close, lb_address, renderer="jinja2", tag=None,
+            state_file=None):
+    """(config path, how it was rendered) of our design ("ours") or the previous one ("baseline")."""
     workdir = Path(workdir).resolve()
-    tag = tag or f"ours-{lookup}-{instance_count}-{'sc' if server_close else 'ka'}"
+    tag = tag or f"{design}-{instance_count}-{'sc' if server_close else 'ka'}"
     map_path = workdir / f"{tag}.map"
     overrides = {"haproxy_bind_address": lb_address, "haproxy_bind_port": LB_PORT,
                  "haproxy_stats_socket_path": str(workdir / f"{tag}.sock"),
-                 "haproxy_check_interval": CHECK_INTERVAL}
-    if renderer == "plan":
+                 "haproxy_check_interval": CHECK_INTERVAL,
+                 # Abstract socket names are machine-wide here (one network namespace): one per config.
+                 "haproxy_relay_address": f"abns@wtstack-bench-{SLOT}-{tag}"}
+    if renderer == "plan" and design == "ours":
         files = render_with_plan(instance_count, workdir, overrides)
         files.config = files.config.replace(role_variables()["haproxy_map_path"], str(map_path))
     else:
-        files = render_role_files(topology(instance_count), map_path, overrides)
-    config = files.config
-    if lookup != "map_beg":
-        rendered_lookup = MAP_LOOKUPS["map_beg"].format(map=map_path)
-        if config.count(rendered_lookup) != 2:
-            raise RuntimeError(f"the role's routing rule changed; expected two '{rendered_lookup}' in haproxy.cfg")
-        config = config.replace(rendered_lookup, MAP_LOOKUPS[lookup].format(map=map_path))
-    config = adapt(config, nbthread=1, stats_socket=workdir / f"{tag}.sock", server_close=server_close)
+        templates = ROLE / "templates" if design == "ours" else BASELINE_TEMPLATES
+        files = render_role_files(topology(instance_count), map_path, overrides, templates)
+    config = adapt(files.config, nbthread=1, stats_socket=workdir / f"{tag}.sock", server_close=server_close,
+                   state_file=state_file)
     map_path.write_text(files.map_text)
     config_path = workdir / f"{tag}.cfg"
     config_path.write_text(config)
     return config_path, files.renderer
 
 
-def ours_by_host(instance_count, workdir, *, server_close, lb_address):
-    """Experiment, not the role's design: ours with one extra level so that no backend holds more
-    than one app host's instances. HAProxy 2.6 resolves `use-server %[...]` by walking the backend's
-    server list (findserver(): linear, strcmp per server), while `use_backend %[...]` finds the
-    backend in a tree. So the frontend picks the app host's backend by map, and that backend picks
-    the server among at most INSTANCES_PER_HOST. Backend wt (every instance, round robin) still
-    places new sessions; the per-host servers track it, so drain/maint set there apply to both."""
-    workdir = Path(workdir).resolve()
-    tag = f"ours-by_host-{instance_count}-{'sc' if server_close else 'ka'}"
-    config_path, renderer = ours(instance_count, workdir, server_close=server_close, lb_address=lb_address, tag=tag)
-    data = topology(instance_count)
-    map_path = config_path.with_suffix(".map")
-    host_map = workdir / f"{tag}.hosts.map"
-    host_map.write_text("".join(f"{i['prefix']} wt_{i['host']}\n" for i in data["instances"]))
-    config = config_path.read_text()
-    host_rule = MAP_LOOKUPS["map_beg"].format(map=host_map)
-    if config.count("    default_backend wt\n") != 1:
-        raise RuntimeError("the role's frontend changed; expected one 'default_backend wt'")
-    config = config.replace("    default_backend wt\n",
-                            f"    use_backend %[{host_rule}] if {{ {host_rule} -m found }}\n    default_backend wt\n")
-    server_rule = MAP_LOOKUPS["map_beg"].format(map=map_path)
-    sections = []
-    for host, instances in data["instances_by_host"].items():
-        servers = "".join(f"    server {i['server_name']} {i['connect_address']}:{i['port']} "
-                          f"track wt/{i['server_name']} weight {i['weight']}\n" for i in instances)
-        sections.append(f"\nbackend wt_{host}\n    balance roundrobin\n"
-                        f"    use-server %[{server_rule}] if {{ {server_rule} -m found }}\n{servers}")
-    config_path.write_text(config + "".join(sections))
-    return config_path, renderer
+def ours(instance_count, workdir, **options):
+    """The role's design: a backend per instance found by map, backend wt placing new sessions."""
+    return _render("ours", instance_count, workdir, **options)
 
 
-def seed(instance_count, workdir, *, server_close, lb_address):
+def baseline(instance_count, workdir, **options):
+    """The previous design (bench/baseline/): one backend, `use-server %[urlp(wtd),map_beg(...)]`."""
+    return _render("baseline", instance_count, workdir, **options)
+
+
+def seed(instance_count, workdir, *, server_close, lb_address, tag=None, state_file=None):
     """The 2010 blog's design for the same instances and prefixes: a backend per instance, a
     url_sub ACL and an nbsrv ACL per instance, and a round-robin backend of tracking servers.
     Modernised only to parse on HAProxy 2.6+: timeout keywords, addresses on tracking servers."""
     workdir = Path(workdir).resolve()
     instances = topology(instance_count)["instances"]
-    tag = f"seed-{instance_count}-{'sc' if server_close else 'ka'}"
+    tag = tag or f"seed-{instance_count}-{'sc' if server_close else 'ka'}"
     acls, rules, trackers, backends = [], [], [], []
     for k, instance in enumerate(instances, 1):
         address = f"{instance['connect_address']}:{instance['port']}"
@@ -262,10 +240,24 @@ def seed(instance_count, workdir, *, server_close, lb_address):
         "",
         *backends,
     ])
-    config = adapt(config, nbthread=1, stats_socket=workdir / f"{tag}.sock", server_close=server_close)
+    if state_file:
+        config = config.replace("defaults\n", "defaults\n    load-server-state-from-file global\n", 1)
+    config = adapt(config, nbthread=1, stats_socket=workdir / f"{tag}.sock", server_close=server_close,
+                   state_file=state_file)
     config_path = workdir / f"{tag}.cfg"
     config_path.write_text(config)
     return config_path
+
+
+DESIGN_RENDERERS = {"ours": ours, "baseline": baseline}
+
+
+def config(design, instance_count, workdir, **options):
+    """Config path of any design (ours, baseline, seed) for instance_count instances."""
+    if design == "seed":
+        options.pop("renderer", None)
+        return seed(instance_count, workdir, **options)
+    return DESIGN_RENDERERS[design](instance_count, workdir, **options)[0]
 
 
 # One responder process per this many instances: a process can open at most 20,000 files here
