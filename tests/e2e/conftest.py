@@ -114,6 +114,16 @@ class Lab:
         self.save_log(playbook, run.output)
         return run
 
+    def ansible(self, pattern, module, args, timeout=300):
+        """An ad-hoc module run (`ansible PATTERN -m MODULE -a ARGS`), as root on the hosts."""
+        argv, env = self.playbook_command("unused")
+        argv = [str(BIN / "ansible"), "-i", str(self.inventory_path), pattern, "-m", module, "-a", args]
+        started = time.monotonic()
+        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+        self.save_log(f"ansible-{module.rsplit('.', 1)[-1]}", run.output)
+        return run
+
     def save_log(self, playbook, output):
         log = self.output_dir / f"{playbook.rsplit('/', 1)[-1].removesuffix('.yml')}-{int(time.time())}.log"
         log.write_text(output)

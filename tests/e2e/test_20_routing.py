@@ -92,3 +92,60 @@ def test_websocket_for_a_live_session_reaches_its_instance(lab, converged):
             raise AssertionError("a WebSocket for an unknown session was accepted")
         except websocket.WebSocketBadStatusException as error:
             assert error.status_code in (403, 404), error
+
+
+def admin_masks(lab, lb):
+    """{(backend, server): srv_admin_state} of every server, read straight from HAProxy."""
+    lines = lab.runtime_api(lb, "show servers state").splitlines()
+    header = lines[1].lstrip("# ").split()
+    rows = [dict(zip(header, line.split())) for line in lines[2:] if line.strip()]
+    return {(row["be_name"], row["srv_name"]): int(row["srv_admin_state"]) for row in rows}
+
+
+def session_on(lab, instance, base_url):
+    for _ in range(10 * len(lab.topology.instances)):
+        session_id = new_session(base_url)
+        if session_id.startswith(instance.prefix):
+            return session_id
+    raise AssertionError(f"no new session landed on {instance.server_name}")
+
+
+def test_drain_and_maint_survive_a_reload_on_every_balancer(lab, converged):
+    """States set with wtstack.fleet.haproxy_server live on two objects per instance (drain on the
+    placement server in backend wt, maint on the instance's own server); a `systemctl reload
+    haproxy` keeps both (server-state file), and routing still follows them."""
+    first, second = (lab.topology.instances_on(host)[0] for host in lab.topology.app_hosts[:2])
+    base_url = lab.lb_urls[0]
+    sessions = {instance.server_name: session_on(lab, instance, base_url) for instance in (first, second)}
+    try:
+        for instance, state in ((first, "drain"), (second, "maint")):
+            run = lab.ansible(lab.topology.haproxy_group, "wtstack.fleet.haproxy_server",
+                              f"server={instance.server_name} state={state}")
+            assert run.returncode == 0, run.output[-3000:]
+        workers = {lb: lab.ssh(lb, "pgrep -n -x haproxy").strip() for lb in lab.topology.lb_hosts}
+        for lb in lab.topology.lb_hosts:
+            lab.ssh(lb, "systemctl reload haproxy")
+        for lb in lab.topology.lb_hosts:
+            deadline = time.monotonic() + 30
+            while lab.ssh(lb, "pgrep -n -x haproxy").strip() == workers[lb]:
+                assert time.monotonic() < deadline, f"{lb}: HAProxy was not reloaded"
+                time.sleep(0.5)
+            lab.wait_for_status(lb, first.server_name, {"DRAIN"}, timeout=30)
+            masks = admin_masks(lab, lb)
+            assert masks[("wt", first.server_name)] == 0x08, masks  # FDRAIN on the placement server
+            assert masks[(first.backend_name, first.server_name)] == 0  # its own server keeps serving its sessions
+            assert masks[(second.backend_name, second.server_name)] == 0x01  # FMAINT on its own server
+            assert masks[("wt", second.server_name)] & 0x02  # inherited by its placement server
+        for url in lab.lb_urls:
+            kept = session_page(url, sessions[first.server_name])
+            assert (kept.session_id, kept.prefix) == (sessions[first.server_name], first.prefix), kept
+            moved = session_page(url, sessions[second.server_name])
+            assert moved.status == 200 and moved.prefix != second.prefix, moved
+            for _ in range(2 * len(lab.topology.instances)):
+                assert not new_session(url).startswith((first.prefix, second.prefix))
+    finally:
+        for instance in (first, second):
+            lab.ansible(lab.topology.haproxy_group, "wtstack.fleet.haproxy_server",
+                        f"server={instance.server_name} state=ready wait=up timeout=30")
+    print(f"\n{first.server_name} drained and {second.server_name} in maint kept both across a reload of "
+          f"{', '.join(lab.topology.lb_hosts)}")

@@ -16,9 +16,10 @@ SESSIONS = 40
 INTERVAL = 0.2
 DRAIN_TIMEOUT = 3  # the load never lets a session go quiet, so draining always runs to this bound
 QUIET = 2
+# An instance's placement server in backend wt follows its own server's maintenance (`via ...`).
 MAINT = re.compile(r"^(\d+\.\d+) \S+ haproxy\[\d+\]: (?:\[WARNING\]\s+\(\d+\) : )?Server wt/(\S+) "
-                   r"(is going DOWN for maintenance|is UP/DRAIN \(leaving forced maintenance\)|"
-                   r"is UP \(leaving forced maintenance\))", re.M)
+                   r"(is going DOWN for maintenance|is UP/DRAIN \(leaving (?:forced )?maintenance\)|"
+                   r"is UP \(leaving (?:forced )?maintenance\))", re.M)
 
 
 def maintenance_windows(lab, since):

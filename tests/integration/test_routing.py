@@ -240,3 +240,30 @@ def test_admin_states_survive_a_restart_with_the_state_file(routing):
     assert states == {drained: "drain", maint: "maint", ready: "ready"}
     assert routing.get(routing.session(drained))[:2] == (200, port_of(drained))
     assert routing.get(routing.session(maint))[1] != port_of(maint)
+
+
+def community_general_haproxy(fleet, server, state):
+    """What community.general.haproxy sends for `host: <server>` without `backend`: the same command
+    on every backend that has a server of that name (its discover_all_backends + get_state_for)."""
+    command = {"drain": "set server {}/{} state drain", "disabled": "disable server {}/{}",
+               "enabled": "enable server {}/{}"}[state]
+    backends = [view.backend for view in fleet.client.servers(fold=False) if view.server == server]
+    assert backends == [f"wt.{server}", "wt"]
+    for backend in backends:
+        fleet.client.command(command.format(backend, server))
+
+
+def test_community_general_haproxy_without_a_backend_does_what_its_states_say(routing):
+    server = next(iter(routing.backends))
+    community_general_haproxy(routing, server, "drain")
+    # Draining the instance's own server too is harmless: its one use-server rule takes a drained server.
+    assert routing.instances_view()[server].admin_state == "drain"
+    assert routing.get(routing.session(server))[:2] == (200, port_of(server))
+    assert port_of(server) not in {routing.get()[1] for dummy in range(9)}
+    community_general_haproxy(routing, server, "disabled")
+    assert routing.instances_view()[server].admin_state == "maint"
+    status, port, dummy = routing.get(routing.session(server))
+    assert status == 200 and port != port_of(server)
+    community_general_haproxy(routing, server, "enabled")
+    routing.wait(lambda views: all(v.status == "UP" and v.admin_state == "ready" for v in views), "enabled again")
+    assert routing.get(routing.session(server))[:2] == (200, port_of(server))

@@ -73,8 +73,8 @@ def test_to_dict_is_plain_data_grouped_by_host():
     assert [i["port"] for i in data["instances_by_host"]["app2"]] == [9090, 9091]
     assert data["instances"][0] == {
         "host": "app1", "prefix": "app1-9090-", "listen_address": "198.51.100.21",
-        "connect_address": "198.51.100.21", "port": 9090, "weight": 100, "server_name": "app1-9090", "backend_name": "wt.app1-9090",
-        "unit_name": "wt@9090.service", "prefix_generated": True,
+        "connect_address": "198.51.100.21", "port": 9090, "weight": 100, "server_name": "app1-9090",
+        "backend_name": "wt.app1-9090", "unit_name": "wt@9090.service", "prefix_generated": True,
     }
 
 
