@@ -849,7 +849,7 @@ def measure_all(settings, sections, scenarios, arguments, workdir, log):
             for process in responder_processes:
                 stop(process)
         log("memory, haproxy -c and reload time per design and N")
-        costs = config_cost.measure(settings["designs"], settings["sizes"], workdir, BALANCER, log)
+        costs = config_cost.measure(settings["designs"], settings["sizes"], workdir, BALANCER, log, start, stop)
 
     proxy = None
     if "proxy" in sections:
