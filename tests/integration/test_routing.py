@@ -68,6 +68,7 @@ class Fleet:
         inventory.write_text(yaml.safe_dump({"all": {"children": {
             "haproxy": {"hosts": {"lb1": {"ansible_host": LB, "haproxy_bind_address": LB,
                                           "haproxy_bind_port": self.port, "haproxy_check_interval": "200ms",
+                                          "haproxy_timeout_server_get": "1s",
                                           "haproxy_relay_address": f"abns@wtstack-test-relay-{self.port}"}}},
             "wt": {"hosts": apps}}}}))
         plan = run_plan(inventory, workdir / "plan", "--limit", "localhost,lb1")
@@ -128,10 +129,10 @@ class Fleet:
         for command in rt.plan_change(self.instances_view()[server], state=state).commands:
             self.client.command(command)
 
-    def get(self, wtd=None):
+    def get(self, wtd=None, path="/"):
         """(status, port of the instance that answered, the X-Forwarded-For it got)."""
         connection = http.client.HTTPConnection(LB, self.port, timeout=10)
-        connection.request("GET", f"/?wtd={wtd}" if wtd else "/")
+        connection.request("GET", f"{path}?wtd={wtd}" if wtd else path)
         response = connection.getresponse()
         body = response.read().decode()
         connection.close()
@@ -267,3 +268,16 @@ def test_community_general_haproxy_without_a_backend_does_what_its_states_say(ro
     community_general_haproxy(routing, server, "enabled")
     routing.wait(lambda views: all(v.status == "UP" and v.admin_state == "ready" for v in views), "enabled again")
     assert routing.get(routing.session(server))[:2] == (200, port_of(server))
+
+
+def test_a_get_left_unanswered_is_sent_again(routing):
+    """Wt very rarely reads a request and never answers it; a GET gets haproxy_timeout_server_get
+    (1 s here) and is then sent again, to the same instance."""
+    server = list(routing.backends)[2]
+    routing.backends[server].hang_next = True
+    started = time.monotonic()
+    status, port, dummy = routing.get(routing.session(server), path="/hang-once")
+    elapsed = time.monotonic() - started
+    print(f"\nunanswered GET answered on its retry after {elapsed:.2f} s")
+    assert (status, port) == (200, port_of(server)) and 1.0 <= elapsed < 3.0
+    assert not routing.backends[server].hang_next
