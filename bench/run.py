@@ -101,6 +101,9 @@ _processes = []
 def start(command, log_path, cpu=None):
     if cpu is not None and shutil.which("taskset"):
         command = ["taskset", "-c", str(cpu), *command]
+    # Ends with this process even if it is killed outright (a test's timeout), when atexit cannot run.
+    if shutil.which("setpriv"):
+        command = ["setpriv", "--pdeathsig", "TERM", *command]
     log = open(log_path, "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
