@@ -325,7 +325,7 @@ def renew(config, state_dir=STATE_DIR, now=None, lock_path=None):
             run_certbot(config, state_dir)
         if decision["action"] == "keep":
             return {**decision, "changed": False}
-        certificate, _, issued_pem = current_state(config, state_dir)
+        certificate, dummy, issued_pem = current_state(config, state_dir)
         if issued_pem is None:
             raise Failure(f"certbot reported success but {lineage_paths(state_dir)['fullchain']} is missing")
         installed = install(config, issued_pem)
@@ -340,7 +340,7 @@ def renew(config, state_dir=STATE_DIR, now=None, lock_path=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="wtstack-acme", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="wtstack-acme", description=__doc__.split("\n\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="what `renew` would do and why (JSON); asks nothing of the CA")
     commands.add_parser("renew", help="issue or renew if due, install for HAProxy, reload it (JSON)")

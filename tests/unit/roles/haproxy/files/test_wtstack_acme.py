@@ -60,8 +60,8 @@ def make_certificate(names, not_before, days, key=None):
     ca_key = ec.generate_private_key(ec.SECP256R1())
     key = key or ec.generate_private_key(ec.SECP256R1())
     issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Intermediate CA")])
-    certificate = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                                                          names[0])]))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    certificate = (x509.CertificateBuilder().subject_name(subject)
                    .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(not_before).not_valid_after(not_before + datetime.timedelta(days=days))
                    .add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False)
