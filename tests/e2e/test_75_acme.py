@@ -208,7 +208,8 @@ def acme(lab, converged, pebble, tmp_path_factory):
                 "haproxy_tls_acme_names": [NAME], "haproxy_tls_acme_directory_url": pebble.directory_url,
                 "haproxy_tls_acme_directory_ca_file": str(pebble.certificates["ca"]),
                 "haproxy_tls_acme_email": f"ops@{NAME}"}
-    # pebble is a new CA at each start (accounts, roots): what certbot holds from an earlier session's is void.
+    # pebble is a new CA at each start (accounts, roots): what certbot holds from an earlier session's is void
+    # (after a session that stopped before this module's end: WTSTACK_KEEP_LAB=1).
     lab.ssh(lab.topology.lb_hosts[0], "rm -rf /var/lib/wtstack-acme")
     since = time.time()
     run = lab.playbook("site.yml", "-v", "-e", write_vars(workdir / "acme.yml", settings))
@@ -232,6 +233,10 @@ def acme(lab, converged, pebble, tmp_path_factory):
             assert " ssl crt " not in config and "acme_challenge" not in config, f"{lb} kept the ACME config"
             timer = lab.ssh(lb, f"systemctl is-enabled {ISSUER_TIMER}.timer", check=False).strip()
             assert timer in ("", "not-found"), f"{lb}: the renewal timer is still {timer}"
+            # The role leaves a CA's certificate in place (haproxy_tls_self_signed never replaces one); this
+            # one is pebble's, void when pebble stops: the balancers go back to having none.
+            lab.ssh(lb, "rm -f /etc/haproxy/tls/wtstack.pem")
+        lab.ssh(lab.topology.lb_hosts[0], "rm -rf /var/lib/wtstack-acme")
 
 
 def https_url(lab, lb):
