@@ -348,7 +348,7 @@ def test_acme_routes_challenges_to_the_issuing_balancer_and_renders_its_timer(tm
         # Before any routing rule, on every balancer, to certbot on the first one; never redirected to https.
         frontend = config[config.index("frontend wt"):]
         assert frontend.index("use_backend acme_challenge if { path_beg /.well-known/acme-challenge/ }") < \
-            frontend.index("default_backend")
+            frontend.index("use_backend %[var(txn.instance_backend)]") < frontend.index("default_backend")
         assert "code 301 unless { ssl_fc } || { path_beg /.well-known/acme-challenge/ }" in config
         assert re.search(r"^backend acme_challenge\n\s+server certbot 198\.51\.100\.10:8402$", config, re.M), config
         check = haproxy_check(plan_dir, lb, [(TLS_PEM, pem)])
