@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,11 @@ class Lab:
 
     def url(self, lb):
         return f"http://{self.address(lb)}"
+
+    def balancer_of(self, url):
+        """The load balancer a URL of the tests goes to (http:// or https://, by its address)."""
+        address = urllib.parse.urlsplit(url).hostname
+        return next(lb for lb in self.topology.lb_hosts if self.address(lb) == address)
 
     @property
     def lb_urls(self):
@@ -158,7 +164,7 @@ class Lab:
         and the balancer's streams and server connections, so the next stall says where it hangs.
         The whole picture goes to tests/output; what concerns this request's client port is printed,
         because CI keeps only what a run prints."""
-        lb = next(lb for lb in self.topology.lb_hosts if self.url(lb) == base_url)
+        lb = self.balancer_of(base_url)
         address = self.address(lb)
         sockets = subprocess.run(["ss", "-tnoip", "exclude", "time-wait", f"( src {address} or dst {address} )"],
                                  capture_output=True, text=True, check=False).stdout

@@ -146,11 +146,10 @@ class SessionLoad:
         with its timers Tq/Tw/Tc/Tr/Ta and the server it went to; the instance's journal says
         what Wt was doing then. Written to tests/output/failed-requests.log and printed.
         """
-        by_url = {lab.url(lb): lb for lb in lab.topology.lb_hosts}
         by_prefix = {instance.prefix: instance for instance in lab.topology.instances}
         report = []
         for started, base_url, message, session_id in self.failures[:limit]:
-            lb = by_url[base_url]
+            lb = lab.balancer_of(base_url)
             since, until = int(started) - 2, int(started) + REQUEST_TIMEOUT + 35
             report.append(f"=== {message} at {started:.3f} via {lb}, session {session_id}")
             report.append(lab.ssh(lb, f"journalctl -u haproxy -o short-unix --no-pager --since @{since} "

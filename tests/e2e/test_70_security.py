@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 import yaml
-from wt_http import new_session, session_page
+from wt_http import assert_session_and_websocket_over_tls
 
 CLIENT_ADDRESS = "127.0.10.200"  # no lab host has it; any 127/8 address is this machine's
 FORGED_CLIENT = "198.51.100.7"
@@ -157,20 +157,8 @@ def test_the_client_address_passes_through_tls_too(lab, secured):
 
 
 def test_sessions_and_websockets_work_over_tls(lab, secured):
-    import websocket
-
     for lb in lab.topology.lb_hosts:
-        base_url = https_url(lab, lb)
-        session_id = new_session(base_url)
-        page = session_page(base_url, session_id)
-        assert page.status == 200 and page.session_id == session_id
-        url = f"wss://{lab.address(lb)}/?wtd={session_id}&request=ws"
-        connection = websocket.create_connection(url, timeout=10, sslopt={"ca_certs": str(secured["ca_file"])})
-        try:
-            assert connection.getstatus() == 101
-            assert connection.recv()  # Wt speaks first on a new WebSocket
-        finally:
-            connection.close()
+        assert_session_and_websocket_over_tls(lab.address(lb), {"ca_certs": str(secured["ca_file"])})
 
 
 def test_stats_page_and_metrics_need_the_password(lab, secured):

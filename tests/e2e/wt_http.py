@@ -36,6 +36,9 @@ class Page:
 
 
 HEADERS = {"User-Agent": "wtstack-e2e", "Connection": "close"}  # one request per connection
+# For https:// URLs: the SSL context get_from_port uses (None: Python's default, the system's CAs). `get`
+# goes through urllib's global opener instead; a test that serves its own certificate installs both.
+TLS_CONTEXT = None
 
 
 def get(url, timeout=TIMEOUT):
@@ -49,10 +52,14 @@ def get(url, timeout=TIMEOUT):
 
 
 def get_from_port(url, timeout, on_connect):
-    """`get` over plain HTTP, calling `on_connect(local_port)` once connected, so that a request
-    that hangs can be found by its client port in `ss` and in HAProxy's `show sess`."""
+    """`get`, calling `on_connect(local_port)` once connected, so that a request that hangs can be
+    found by its client port in `ss` and in HAProxy's `show sess`."""
     parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout,
+                                                 context=TLS_CONTEXT)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
         connection.connect()
         on_connect(connection.sock.getsockname()[1])
@@ -91,3 +98,22 @@ def whoami(base_url, session_id=None):
     assert status == 200, f"/whoami answered {status}: {body[:200]}"
     return json.loads(body)
 
+
+
+def assert_session_and_websocket_over_tls(address, sslopt):
+    """Through the balancer at `address`, over TLS: a new session keeps its page, and its WebSocket
+    (wss://) upgrades and hears from Wt. `sslopt`: websocket-client's TLS options (CA file or context);
+    `get` must trust the same certificate through urllib's global opener."""
+    import websocket
+
+    base_url = f"https://{address}"
+    session_id = new_session(base_url)
+    page = session_page(base_url, session_id)
+    assert page.status == 200 and page.session_id == session_id
+    connection = websocket.create_connection(f"wss://{address}/?wtd={session_id}&request=ws", timeout=10,
+                                             sslopt=sslopt)
+    try:
+        assert connection.getstatus() == 101
+        assert connection.recv()  # Wt speaks first on a new WebSocket
+    finally:
+        connection.close()

@@ -331,3 +331,68 @@ def test_incomplete_stats_settings_fail_naming_host_and_variable(tmp_path, lb_va
     assert result.returncode != 0
     assert expected in " ".join(result.stdout.split()), result.stdout[-3000:]
     assert STATS_PASSWORD not in result.stdout + result.stderr
+
+
+ACME_VARS = {"haproxy_tls_enabled": True, "haproxy_tls_acme": True, "haproxy_tls_redirect": True,
+             "haproxy_tls_acme_names": ["www.example.org", "example.org"], "haproxy_tls_acme_email": "ops@example.org"}
+
+
+def test_acme_routes_challenges_to_the_issuing_balancer_and_renders_its_timer(tmp_path):
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", **ACME_VARS}, "lb2": {"ansible_host": "198.51.100.11", **ACME_VARS}}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "acme.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    pem = self_signed_pem(tmp_path)
+    for lb in ("lb1", "lb2"):
+        config = (plan_dir / lb / "etc/haproxy/haproxy.cfg").read_text()
+        # Before any routing rule, on every balancer, to certbot on the first one; never redirected to https.
+        frontend = config[config.index("frontend wt"):]
+        assert frontend.index("use_backend acme_challenge if { path_beg /.well-known/acme-challenge/ }") < \
+            frontend.index("use_backend %[var(txn.instance_backend)]") < frontend.index("default_backend")
+        assert "code 301 unless { ssl_fc } || { path_beg /.well-known/acme-challenge/ }" in config
+        assert re.search(r"^backend acme_challenge\n\s+server certbot 198\.51\.100\.10:8402$", config, re.M), config
+        check = haproxy_check(plan_dir, lb, [(TLS_PEM, pem)])
+        assert check.returncode == 0, check.stdout + check.stderr
+    settings = yaml.safe_load((plan_dir / "lb1/etc/wtstack-acme/wtstack-acme.json").read_text())
+    assert settings["names"] == ["www.example.org", "example.org"]
+    assert settings["directory_url"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert (settings["challenge_address"], settings["challenge_port"]) == ("198.51.100.10", 8402)
+    assert not (plan_dir / "lb2/etc/wtstack-acme").exists(), "only the issuing balancer renews"
+    units = plan_dir / "lb1/etc/systemd/system"
+    service = (units / "wtstack-acme-renew.service").read_text().replace("/usr/local/sbin/wtstack-acme", "/bin/true")
+    (tmp_path / "wtstack-acme-renew.service").write_text(service)
+    (tmp_path / "wtstack-acme-renew.timer").write_text((units / "wtstack-acme-renew.timer").read_text())
+    verify = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "wtstack-acme-renew.timer"),
+                             str(tmp_path / "wtstack-acme-renew.service")], capture_output=True, text=True)
+    assert verify.returncode == 0 and "wtstack-acme" not in verify.stderr, verify.stderr
+
+
+@pytest.mark.parametrize("lbs, expected", [
+    ({"lb1": {"haproxy_tls_acme": True, "haproxy_tls_acme_names": ["example.org"]}},
+     ["lb1: haproxy_tls_acme: an ACME certificate is for TLS"]),
+    ({"lb1": {**ACME_VARS, "haproxy_tls_self_signed": True, "haproxy_tls_acme_names": ["*.example.org", "192.0.2.1"],
+              "haproxy_tls_acme_email": None, "haproxy_tls_acme_directory_url": "http://acme.example/dir",
+              "haproxy_tls_acme_host": "lb9", "haproxy_tls_acme_challenge_port": 443}},
+     ["lb1: haproxy_tls_self_signed: contradicts haproxy_tls_acme",
+      "lb1: haproxy_tls_acme_names: *.example.org, 192.0.2.1 cannot be validated over HTTP-01",
+      "lb1: haproxy_tls_acme_email: is required for a public CA (http://acme.example/dir)",
+      "lb1: haproxy_tls_acme_directory_url: 'http://acme.example/dir' is not an https:// URL",
+      "lb1: haproxy_tls_acme_host: 'lb9' is not one of the load balancers (lb1)",
+      "lb1: haproxy_tls_acme_challenge_port: 443 is out of range or already a port of HAProxy"]),
+    ({"lb1": {**ACME_VARS, "haproxy_tls_acme_names": [], "haproxy_tls_acme_directory_ca_file": "/nonexistent/ca.pem"},
+      "lb2": {**ACME_VARS, "haproxy_tls_acme_directory_ca_file": "/nonexistent/ca.pem"}},
+     ["lb1: haproxy_tls_acme_names: is empty",
+      "lb1: haproxy_tls_acme_directory_ca_file: /nonexistent/ca.pem is not a file on the controller",
+      "lb2: haproxy_tls_acme_names: differ from lb1's, which asks the CA for the one certificate"]),
+])
+def test_contradictory_acme_settings_fail_naming_host_and_variable(tmp_path, lbs, expected):
+    addresses = iter(("198.51.100.10", "198.51.100.11"))
+    lbs = {lb: {"ansible_host": next(addresses), **lb_vars} for lb, lb_vars in lbs.items()}
+    plan_dir = tmp_path / "plan"
+    result = run_plan(write_inventory(tmp_path / "bad.yml", {"app1": {"ansible_host": "10.0.0.2"}}, lbs), plan_dir)
+    assert result.returncode != 0
+    # ansible-core 2.17 prints the message as a single-quoted YAML scalar, doubling its quotes.
+    output = " ".join(result.stdout.split()).replace("''", "'")
+    for fragment in expected:
+        assert fragment in output, result.stdout[-3000:]
+    assert not (plan_dir / "lb1/etc/haproxy/haproxy.cfg").exists()
