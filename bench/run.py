@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ansible_cost  # noqa: E402
 import config_cost  # noqa: E402
 import fleet  # noqa: E402
+import fleet_scale  # noqa: E402
 import haproxy_release  # noqa: E402
 import proxy_overhead  # noqa: E402
 
@@ -53,7 +54,7 @@ FULL = {"sizes": [2, 100, 1000, 5000], "rounds": 3, "seconds": 3, "warmup_second
         "designs": ["ours", "baseline", "seed"], "profile": True}
 QUICK = {"sizes": [2, 10], "rounds": 1, "seconds": 1, "warmup_seconds": 0, "scale_instances": 1000,
          "designs": ["ours", "baseline", "seed"], "profile": False}
-SECTIONS = ("routing", "proxy", "ansible", "scale")
+SECTIONS = ("routing", "proxy", "ansible", "scale", "fleet")
 PROFILE_SCENARIO = "server-close"
 CONNECTIONS = 8
 NEW_SESSION_PERCENT = 10
@@ -618,6 +619,7 @@ def render_markdown(report, page="benchmarks"):
     lines += proxy_overhead.markdown(report.get("proxy_overhead"))
     lines += ansible_cost.markdown(report.get("ansible_cost"))
     lines += scale_markdown(report.get("scale"))
+    lines += fleet_scale.markdown(report.get("fleet_scale"))
     return "\n".join(lines)
 
 
@@ -822,6 +824,15 @@ def measure_all(settings, sections, scenarios, arguments, workdir, log):
             ansible = ansible_cost.run(ANSIBLE_ROUNDS, log)
         finally:
             ansible_cost.lab("down")
+    hosts_scale = None
+    if "fleet" in sections and not arguments.quick:
+        # Also before anything below is timed; its site.yml parts need root (the lab), its plan part not.
+        log("fleet scale: site.yml and plan.yml against the number of hosts (bench/fleet_scale.py)")
+        try:
+            hosts_scale = fleet_scale.run(dict(fleet_scale.DEFAULTS), log)
+        finally:
+            if os.geteuid() == 0:
+                ansible_cost.lab("down")
     rng = random.Random(2010)
     fleet.use_slot(free_slot())
     log(f"load balancers on {fleet.LB_NETWORK}0/24, instances on {fleet.APP_NETWORK}0/24")
@@ -879,6 +890,7 @@ def measure_all(settings, sections, scenarios, arguments, workdir, log):
         "scale": scale,
         "proxy_overhead": proxy,
         "ansible_cost": ansible,
+        "fleet_scale": hosts_scale,
         "profiles": profiles,
         "renderer_check": renderer_check,
         "config_cost": costs,
