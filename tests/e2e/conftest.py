@@ -119,7 +119,7 @@ class Lab:
         argv, env = self.playbook_command("unused")
         argv = [str(BIN / "ansible"), "-i", str(self.inventory_path), pattern, "-m", module, "-a", args]
         started = time.monotonic()
-        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
         self.save_log(f"ansible-{module.rsplit('.', 1)[-1]}", run.output)
         return run

@@ -104,7 +104,7 @@ def admin_masks(lab, lb):
 
 
 def session_on(lab, instance, base_url):
-    for _ in range(10 * len(lab.topology.instances)):
+    for dummy in range(10 * len(lab.topology.instances)):
         session_id = new_session(base_url)
         if session_id.startswith(instance.prefix):
             return session_id
@@ -142,7 +142,7 @@ def test_drain_and_maint_survive_a_reload_on_every_balancer(lab, converged):
             assert (kept.session_id, kept.prefix) == (sessions[first.server_name], first.prefix), kept
             moved = session_page(url, sessions[second.server_name])
             assert moved.status == 200 and moved.prefix != second.prefix, moved
-            for _ in range(2 * len(lab.topology.instances)):
+            for dummy in range(2 * len(lab.topology.instances)):
                 assert not new_session(url).startswith((first.prefix, second.prefix))
     finally:
         for instance in (first, second):
