@@ -99,7 +99,6 @@ def whoami(base_url, session_id=None):
     return json.loads(body)
 
 
-
 def assert_session_and_websocket_over_tls(address, sslopt):
     """Through the balancer at `address`, over TLS: a new session keeps its page, and its WebSocket
     (wss://) upgrades and hears from Wt. `sslopt`: websocket-client's TLS options (CA file or context);
