@@ -1,0 +1,466 @@
+# -*- coding: utf-8 -*-
+# Copyright: wtstack.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rolling operations at fleet scale: which instances go out of rotation together, when a roll
+stops, what it remembers for a resume, and what it says while it runs.
+
+Plain Python with no Ansible import: the rolling_restart role drives it through the filters of
+plugins/filter/rolling.py, and tests/unit exercises it without Ansible.
+
+The rules, after Kubernetes' rolling update (``maxUnavailable``, a count or a percentage rounded
+down, never below one), Nomad's ``canary`` and ``max_parallel``, and Ansible's ``serial``:
+
+- at most ``max_unavailable`` instances of those being rolled are out of rotation at once, counting
+  those already out (an instance an operator left in maint, one that failed earlier in the roll),
+  and at most that share of their weight (new sessions are placed by weight);
+- never every instance of an app host at once, unless the host has only one;
+- a batch is spread over hosts (round robin over each host's instances), so its restarts run on as
+  many hosts as possible, in parallel;
+- a canary batch of its own goes first; a failure there always stops the roll;
+- an instance already out of rotation costs no capacity, so a pending one goes first.
+
+A roll's state is a plain dict (JSON-friendly, as Jinja hands it around). Its journal, the part
+that must survive the controller, is written to every load balancer after each batch by the
+rolling_journal module and read back by the next run, which then resumes.
+"""
+
+from __future__ import annotations
+
+import re
+
+KINDS = ("restart", "upgrade", "rollback")
+JOURNAL_FORMAT = 1
+_COUNT = re.compile(r"\s*(\d+)\s*(%?)\s*")
+
+
+class RollingError(ValueError):
+    """A roll that cannot be planned as asked; ``str()`` names the variable and what to do."""
+
+
+# --- limits -----------------------------------------------------------------------
+
+def resolve_max_unavailable(spec, total, variable="rolling_max_unavailable"):
+    """How many of ``total`` instances may be out of rotation at once.
+
+    A count, or a percentage of ``total`` rounded down; at least one, so a roll always moves, and at
+    most ``total``.
+    """
+    match = _COUNT.fullmatch(str(spec)) if not isinstance(spec, bool) else None
+    if not match:
+        raise RollingError(f"{variable}: {spec!r} is neither a count nor a percentage; give a number of instances "
+                           "(e.g. 2) or a share of those being rolled (e.g. 25%)")
+    value, percent = int(match.group(1)), bool(match.group(2))
+    if value == 0 or (percent and value > 100):
+        raise RollingError(f"{variable}: {spec!r} must be at least 1 (or 1%) and at most 100%; a roll needs to "
+                           "take at least one instance out at a time")
+    if total <= 0:
+        return 0
+    count = total * value // 100 if percent else value
+    return max(1, min(total, count))
+
+
+def _non_negative_int(value, variable):
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise RollingError(f"{variable}: {value!r} must be a whole number of 0 or more")
+    return int(str(value).strip())
+
+
+# --- the plan ---------------------------------------------------------------------
+
+def spread_order(members):
+    """Servers in round-robin order over hosts: each host's first instance, then each second, ...
+
+    ``members`` is a list of {server, host, weight} in topology order (hosts in inventory order,
+    each host's instances by port), so the order is stable from run to run.
+    """
+    by_host = {}
+    for member in members:
+        by_host.setdefault(member["host"], []).append(member["server"])
+    order = []
+    for index in range(max((len(servers) for servers in by_host.values()), default=0)):
+        order.extend(servers[index] for servers in by_host.values() if index < len(servers))
+    return order
+
+
+def pick_batch(order, size, limits, members, host_sizes, unavailable):
+    """The next batch: servers from ``order`` (pending, best first), at most ``size`` of them, such
+    that everything out of rotation during the batch (``unavailable`` plus the batch) stays within
+    ``limits`` = {count, weight} and leaves every host of several instances at least one.
+
+    When nothing at all is out of rotation, one instance is always allowed (as Kubernetes rounds a
+    zero maxUnavailable up to one), even if its weight alone is over the limit: otherwise a roll
+    with one heavy instance could never finish.
+    """
+    out = set(unavailable)
+    count = len(out)
+    weight = sum(members[server]["weight"] for server in out if server in members)
+    host_out = {}
+    for server in out:
+        if server in members:
+            host = members[server]["host"]
+            host_out[host] = host_out.get(host, 0) + 1
+    batch = []
+    nothing_out = not out
+    for server in order:
+        if len(batch) >= size:
+            break
+        member = members[server]
+        added = 0 if server in out else 1
+        host = member["host"]
+        host_size = host_sizes.get(host, 1)
+        count_ok = count + added <= limits["count"]
+        host_ok = host_size == 1 or host_out.get(host, 0) + added < host_size
+        weight_ok = weight + added * member["weight"] <= limits["weight"] + 1e-9 or (nothing_out and not batch)
+        if not (count_ok and host_ok and weight_ok):
+            continue
+        batch.append(server)
+        out.add(server)
+        count += added
+        weight += added * member["weight"]
+        host_out[host] = host_out.get(host, 0) + added
+    return batch
+
+
+def plan_batches(order, canary, limits, members, host_sizes, unavailable=()):
+    """Every batch a roll of ``order`` would take if nothing failed (for the plan and the estimate)."""
+    out = set(unavailable)
+    # Pending instances already out of rotation cost nothing: they go first.
+    pending = sorted(order, key=lambda server: server not in out)
+    batches = []
+    size = canary or limits["count"]
+    while pending:
+        batch = pick_batch(pending, size, limits, members, host_sizes, out)
+        if not batch:
+            break
+        batches.append(batch)
+        out -= set(batch)  # rolled: back in rotation
+        pending = [server for server in pending if server not in batch]
+        size = limits["count"]
+    return batches
+
+
+def _limits(selected, max_unavailable):
+    count = resolve_max_unavailable(max_unavailable, len(selected))
+    total_weight = sum(member["weight"] for member in selected)
+    share = count / len(selected) if selected else 0
+    return {"spec": str(max_unavailable), "count": count, "weight": total_weight * share}
+
+
+def select_members(instances, play_hosts=None, servers=None):
+    """The instances being rolled: those of ``play_hosts`` (``--limit``), and of ``servers`` if given.
+
+    Raises RollingError for a server name that is not an instance of the topology, or not on a host
+    of the play.
+    """
+    known = {instance["server_name"]: instance for instance in instances}
+    hosts = set(play_hosts) if play_hosts is not None else {instance["host"] for instance in instances}
+    wanted = list(servers or [])
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise RollingError(f"rolling_restart_servers: {', '.join(unknown)} is not an instance of this fleet; give "
+                           "server names as <host>-<port> (playbooks/status.yml lists them)")
+    outside = [name for name in wanted if known[name]["host"] not in hosts]
+    if outside:
+        raise RollingError(f"rolling_restart_servers: {', '.join(outside)} is on a host outside this run's --limit; "
+                           "widen --limit or drop it from the list")
+    return [{"server": instance["server_name"], "host": instance["host"], "weight": int(instance["weight"])}
+            for instance in instances
+            if instance["host"] in hosts and (not wanted or instance["server_name"] in wanted)]
+
+
+# --- the journal -------------------------------------------------------------------
+
+def roll_key(kind, target):
+    """What makes a re-run the same roll: a restart resumes a restart, an upgrade the same target."""
+    return f"{kind}:{target}" if target not in (None, "") else kind
+
+
+def merge_journals(journals):
+    """One journal from what every load balancer holds (None where it holds none).
+
+    The balancers are written together, so they normally agree; one that missed a write (it was
+    unreachable, or rebuilt) holds an older state of the same roll, or none. The newest roll wins;
+    within it, an instance counts as rolled if any balancer recorded it so.
+    """
+    found = [journal for journal in journals if isinstance(journal, dict) and journal.get("format") == JOURNAL_FORMAT]
+    if not found:
+        return None
+    newest = max(found, key=lambda journal: (journal.get("started", 0), journal.get("updated", 0)))
+    same = [journal for journal in found if journal.get("id") == newest.get("id")]
+    merged = dict(max(same, key=lambda journal: journal.get("updated", 0)))
+    rolled = {}
+    failed = {}
+    for journal in same:
+        rolled.update(journal.get("rolled") or {})
+    for journal in same:
+        for server, reason in (journal.get("failed") or {}).items():
+            if server not in rolled:
+                failed[server] = reason
+    merged["rolled"] = rolled
+    merged["failed"] = failed
+    merged["cut"] = max(journal.get("cut", 0) for journal in same)
+    return merged
+
+
+# --- the roll's state, batch by batch ------------------------------------------------
+
+def start_roll(instances, params, now, play_hosts=None, journal=None, unavailable=(), current=None, roll_id=None):
+    """The state of a roll about to start (or resume).
+
+    ``instances``: the topology's instances. ``params``: kind (restart | upgrade | rollback), target
+    (the release an upgrade moves to), servers (rolling_restart_servers), max_unavailable, canary,
+    max_failed, deadline (seconds, 0 for none), pause_after_canary. ``journal``: the merged journal
+    of the load balancers. ``unavailable``: instances out of rotation on some balancer now.
+    ``current``: for an upgrade, the instances already running the target (they have nothing to do).
+    """
+    kind = params.get("kind", "restart")
+    if kind not in KINDS:
+        raise RollingError(f"rolling kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    target = params.get("target")
+    selected = select_members(instances, play_hosts, params.get("servers"))
+    canary = _non_negative_int(params.get("canary", 1), "rolling_canary")
+    max_failed = _non_negative_int(params.get("max_failed", 0), "rolling_max_failed")
+    deadline = float(params.get("deadline") or 0)
+    if deadline < 0:
+        raise RollingError(f"rolling_deadline: {params.get('deadline')!r} must be 0 (none) or a number of seconds")
+    pause = float(params.get("pause_after_canary") or 0)
+    if pause < 0:
+        raise RollingError(f"rolling_pause_after_canary: {params.get('pause_after_canary')!r} must be 0 or more seconds")
+    members = {member["server"]: member for member in selected}
+    host_sizes = {}
+    for instance in instances:
+        host_sizes[instance["host"]] = host_sizes.get(instance["host"], 0) + 1
+    limits = _limits(selected, params.get("max_unavailable", "25%")) if selected else {
+        "spec": str(params.get("max_unavailable", "25%")), "count": 0, "weight": 0}
+
+    key = roll_key(kind, target)
+    resumed = None
+    rolled = {}
+    if journal and journal.get("key") == key and kind != "rollback" and params.get("resume", True):
+        rolled = {server: entry for server, entry in (journal.get("rolled") or {}).items() if server in members}
+        resumed = {"id": journal.get("id"), "started": journal.get("started"), "rolled": len(rolled),
+                   "failed": sorted(server for server in (journal.get("failed") or {}) if server in members)}
+    done = set(rolled) | set(current or ())
+    order = [server for server in spread_order(selected) if server not in done]
+    out = sorted(set(unavailable) & {instance["server_name"] for instance in instances})
+    canary_size = min(canary, limits["count"], len(order)) if not (resumed and rolled) else 0
+    state = {
+        "kind": kind,
+        "target": target,
+        "key": key,
+        "id": (journal or {}).get("id") if resumed else (roll_id or f"{int(now)}"),
+        "started": now,
+        "journal_started": (journal or {}).get("started", now) if resumed else now,
+        "deadline_at": now + deadline if deadline else None,
+        "limits": limits,
+        "canary": canary_size,
+        "pause_after_canary": pause,
+        "max_failed": max_failed,
+        "members": members,
+        "host_sizes": host_sizes,
+        "selected": len(members),
+        "skipped_current": sorted(set(current or ()) & set(members)),
+        "pending": order,
+        "rolled": sorted(rolled),
+        "previous": {server: (entry or {}).get("from") for server, entry in rolled.items()},
+        "rolled_now": [],
+        "failed": {},
+        "out": out,
+        "cut": 0,
+        "batches": [],
+        "batch": [],
+        "batch_number": 0,
+        "batch_started": None,
+        "stopped": None,
+        "resumed": resumed,
+    }
+    state["planned"] = len(plan_batches(order, canary_size, limits, members, host_sizes, out))
+    # The loop bound: as many batches as the plan, plus those needed if up to max_failed failed
+    # instances stay out of rotation and shrink every later batch.
+    worst = dict(limits, count=max(1, limits["count"] - max_failed),
+                 weight=limits["weight"] * max(1, limits["count"] - max_failed) / max(1, limits["count"]))
+    state["iterations"] = max(state["planned"],
+                              len(plan_batches(order, canary_size, worst, members, host_sizes, out)))
+    return state
+
+
+def next_batch(state, now):
+    """The state with the next batch chosen, or stopped (deadline, or nothing can go out safely),
+    or with no batch when every selected instance is rolled."""
+    state = dict(state, batch=[], batch_started=None)
+    if state["stopped"] or not state["pending"]:
+        return state
+    if state["deadline_at"] is not None and now >= state["deadline_at"]:
+        return stop(state, "deadline", f"rolling_deadline ({state['deadline_at'] - state['started']:g} s) passed "
+                                       f"before batch {len(state['batches']) + 1}")
+    canary = not state["batches"] and state["canary"] > 0
+    size = state["canary"] if canary else state["limits"]["count"]
+    unavailable = set(state["out"])
+    order = sorted(state["pending"], key=lambda server: server not in unavailable)
+    batch = pick_batch(order, size, state["limits"], state["members"], state["host_sizes"], unavailable)
+    if not batch:
+        waiting = ", ".join(state["pending"][:5]) + (" ..." if len(state["pending"]) > 5 else "")
+        outside = ", ".join(sorted(unavailable)) or "none"
+        return stop(state, "capacity",
+                    f"no instance can leave rotation without breaking rolling_max_unavailable "
+                    f"({state['limits']['spec']}) or taking a host's last instance out: out of rotation now: "
+                    f"{outside}; still to roll: {waiting}")
+    return dict(state, batch=batch, batch_number=len(state["batches"]) + 1, batch_started=now, batch_canary=canary)
+
+
+def stop(state, why, reason):
+    return dict(state, batch=[], stopped={"why": why, "reason": reason})
+
+
+def finish_batch(state, outcome, now):
+    """Records a batch's outcome and decides whether the roll goes on.
+
+    ``outcome``: rolled (servers back in rotation), failed ({server: reason}; left out of rotation),
+    cut (connections still open when their instances stopped), previous ({server: release it ran}).
+    """
+    batch = list(state["batch"])
+    rolled = [server for server in batch if server in set(outcome.get("rolled", []))]
+    failed = {server: reason for server, reason in (outcome.get("failed") or {}).items() if server in batch}
+    for server in batch:
+        if server not in rolled and server not in failed:
+            failed[server] = "no outcome was recorded for it"
+    all_failed = dict(state["failed"], **failed)
+    out = (set(state["out"]) - set(rolled)) | set(failed)
+    entry = {"number": state["batch_number"], "servers": batch, "canary": bool(state.get("batch_canary")),
+             "seconds": round(now - state["batch_started"], 1), "cut": int(outcome.get("cut", 0)),
+             "failed": sorted(failed)}
+    previous = dict(state["previous"])
+    previous.update({server: release for server, release in (outcome.get("previous") or {}).items()
+                     if server in batch})
+    new = dict(state,
+               pending=[server for server in state["pending"] if server not in batch],
+               rolled=sorted(set(state["rolled"]) | set(rolled)),
+               rolled_now=state["rolled_now"] + rolled,
+               failed=all_failed,
+               previous=previous,
+               out=sorted(out),
+               cut=state["cut"] + entry["cut"],
+               batches=state["batches"] + [entry],
+               batch=[])
+    if failed and entry["canary"]:
+        return stop(new, "canary", f"the canary batch failed: {_reasons(failed)}")
+    if len(all_failed) > state["max_failed"]:
+        return stop(new, "failed", f"{len(all_failed)} instance(s) failed, more than rolling_max_failed "
+                                   f"({state['max_failed']}): {_reasons(all_failed)}")
+    return new
+
+
+def canary_unhealthy(state, reasons):
+    """The canary went unhealthy during rolling_pause_after_canary: the roll stops there."""
+    return stop(dict(state, failed=dict(state["failed"], **reasons), out=sorted(set(state["out"]) | set(reasons))),
+                "canary", f"the canary did not stay healthy for {state['pause_after_canary']:g} s: {_reasons(reasons)}")
+
+
+def _reasons(failed):
+    return "; ".join(f"{server}: {reason}" for server, reason in sorted(failed.items()))
+
+
+def journal_of(state, now):
+    """What the load balancers keep of the roll (rolling_journal writes it, the next run reads it)."""
+    return {
+        "format": JOURNAL_FORMAT,
+        "id": state["id"],
+        "key": state["key"],
+        "kind": state["kind"],
+        "target": state["target"],
+        "started": state["journal_started"],
+        "updated": now,
+        "rolled": {server: {"from": state["previous"].get(server)} for server in state["rolled"]},
+        "failed": {server: reason for server, reason in state["failed"].items() if server not in state["rolled"]},
+        "cut": state["cut"],
+    }
+
+
+# --- what the roll says ------------------------------------------------------------
+
+def duration(seconds):
+    seconds = int(round(max(0, seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def remaining_batches(state):
+    """Batches still planned after the current one."""
+    pending = [server for server in state["pending"] if server not in state["batch"]]
+    if not pending:
+        return 0
+    return len(plan_batches(pending, 0, state["limits"], state["members"], state["host_sizes"],
+                            set(state["out"]) - set(state["batch"]))) or 1
+
+
+def estimate_left(state, now):
+    """Seconds left: the mean of the batches so far (the canary's too, when it is all there is) times
+    the batches still planned; None before any batch ended."""
+    done = [batch["seconds"] for batch in state["batches"] if not batch["canary"]] or \
+        [batch["seconds"] for batch in state["batches"]]
+    if not done:
+        return None
+    left = remaining_batches(state) * (sum(done) / len(done))
+    if state["batch"]:
+        left += max(0.0, sum(done) / len(done) - (now - state["batch_started"]))
+    return left
+
+
+def progress_line(state, now):
+    """One line per batch: which batch of how many, its instances, the time so far and left."""
+    total = len(state["batches"]) + (1 if state["batch"] else 0) + remaining_batches(state)
+    servers = state["batch"]
+    shown = ", ".join(servers[:8]) + (f" and {len(servers) - 8} more" if len(servers) > 8 else "")
+    hosts = len({state["members"][server]["host"] for server in servers})
+    label = "canary batch" if state.get("batch_canary") else "batch"
+    left = estimate_left(state, now)
+    return (f"{state['kind']} {label} {state['batch_number']} of {total}: {len(servers)} instance(s) on "
+            f"{hosts} host(s) ({shown}); {len(state['rolled'])} of {state['selected']} rolled"
+            f"{', ' + str(len(state['failed'])) + ' failed' if state['failed'] else ''}; "
+            f"elapsed {duration(now - state['started'])}"
+            + (f", about {duration(left)} left" if left is not None else ""))
+
+
+def summary_lines(state, now):
+    """The table printed at the end, whether the roll finished or stopped."""
+    title = {"restart": "Rolling restart", "upgrade": "Rolling upgrade", "rollback": "Rollback"}[state["kind"]]
+    if state["target"]:
+        title += f" to {state['target']}"
+    verdict = "stopped: " + state["stopped"]["reason"] if state["stopped"] else "complete"
+    rows = [
+        ("instances selected", str(state["selected"])),
+        ("already current", str(len(state["skipped_current"]))) if state["kind"] != "restart" else None,
+        ("rolled", f"{len(state['rolled'])} ({len(state['rolled_now'])} in this run)"
+         if state["resumed"] else str(len(state["rolled"]))),
+        ("failed (out of rotation)", str(len(state["failed"])) + (
+            " (" + ", ".join(sorted(state["failed"])) + ")" if state["failed"] else "")),
+        ("not rolled", str(len(state["pending"]))),
+        ("connections cut", str(state["cut"])),
+        ("batches", f"{len(state['batches'])} (max unavailable {state['limits']['count']}"
+                    f" = {state['limits']['spec']}, canary {state['canary']})"),
+        ("duration", duration(now - state["started"])),
+    ]
+    rows = [row for row in rows if row]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{title}: {verdict}"]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    if state["batches"]:
+        lines.append(f"  {'batch':>5}  {'instances':>9}  {'seconds':>7}  {'cut':>4}  failed")
+        for batch in state["batches"]:
+            lines.append(f"  {str(batch['number']) + ('c' if batch['canary'] else ''):>5}  {len(batch['servers']):>9}  "
+                         f"{batch['seconds']:>7.1f}  {batch['cut']:>4}  {', '.join(batch['failed']) or '-'}")
+    return lines
+
+
+def resume_hint(state, command_hint):
+    """How to go on after a stop, naming the instances left out of rotation."""
+    failed = ", ".join(sorted(state["failed"])) or "none"
+    return (f"Instances left out of rotation (maint), which is safe: {failed}. {len(state['rolled'])} of "
+            f"{state['selected']} are rolled; {len(state['pending'])} are untouched. Fix the cause, then run "
+            f"{command_hint} again: it resumes with the {len(state['pending']) + len(state['failed'])} instance(s) "
+            "not yet rolled (the failed ones first).")
