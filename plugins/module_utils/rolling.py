@@ -163,7 +163,8 @@ def select_members(instances, play_hosts=None, servers=None):
     if outside:
         raise RollingError(f"rolling_restart_servers: {', '.join(outside)} is on a host outside this run's --limit; "
                            "widen --limit or drop it from the list")
-    return [{"server": instance["server_name"], "host": instance["host"], "weight": int(instance["weight"])}
+    return [{"server": instance["server_name"], "host": instance["host"], "weight": int(instance["weight"]),
+             "port": instance["port"], "address": instance["connect_address"], "unit": instance["unit_name"]}
             for instance in instances
             if instance["host"] in hosts and (not wanted or instance["server_name"] in wanted)]
 
@@ -464,3 +465,172 @@ def resume_hint(state, command_hint):
             f"{state['selected']} are rolled; {len(state['pending'])} are untouched. Fix the cause, then run "
             f"{command_hint} again: it resumes with the {len(state['pending']) + len(state['failed'])} instance(s) "
             "not yet rolled (the failed ones first).")
+
+
+# --- one batch, step by step ---------------------------------------------------------
+#
+# The rolling_restart role runs a batch as a few module runs, each on every load balancer or on
+# every host of the batch at once: out (drain, quiet, maint), restart, up (drain, wait for passing
+# checks), done (ready; failed ones back to maint). After each, ``advance`` reads what the modules
+# returned and says which instances go on to the next step; an instance that fails a step stays
+# out of rotation and is not taken further.
+
+def ansible_results(registered):
+    """Module results out of registered variables of several hosts: loop items flattened, skipped
+    results (hosts that had nothing to do) dropped."""
+    found = []
+    for item in registered or []:
+        if not isinstance(item, dict) or item.get("skipped"):
+            continue
+        if isinstance(item.get("results"), list):
+            found.extend(result for result in item["results"] if isinstance(result, dict) and not result.get("skipped"))
+        else:
+            found.append(item)
+    return found
+
+
+def _where(result):
+    return result.get("lb") or result.get("_ansible_delegated_vars", {}).get("ansible_host") or "a load balancer"
+
+
+def _server_entries(result):
+    return {entry.get("server"): entry for entry in result.get("servers") or [] if isinstance(entry, dict)}
+
+
+def _lb_failures(servers, results, what):
+    """{server: reason} for the servers a load balancer step did not bring where it should."""
+    failed = {}
+    for result in results:
+        entries = _server_entries(result)
+        for server in servers:
+            entry = entries.get(server)
+            if entry is None:
+                if result.get("failed"):
+                    failed.setdefault(server, f"{_where(result)}: {result.get('msg', 'the step failed')}")
+                continue
+            wait = entry.get("wait") or {}
+            if wait and not wait.get("reached"):
+                failed.setdefault(server, f"{what} on {_where(result)}: {wait.get('reason')}")
+            elif result.get("failed") and server in (result.get("failed_servers") or []):
+                failed.setdefault(server, f"{_where(result)}: {result.get('msg')}")
+    return failed
+
+
+def advance(state, step, results, now):
+    """The state after one step of the current batch (see above), or after the whole batch ("done":
+    recorded, next batch chosen), or after the canary's watch ("watch")."""
+    results = ansible_results(results)
+    failed = dict(state.get("batch_failed") or {})
+    if step == "out":
+        batch = [server for server in state["batch"] if server not in failed]
+        failed.update(_lb_failures(batch, results, "requests still in flight"))
+        cut = {}
+        for result in results:
+            for server, entry in _server_entries(result).items():
+                if server in batch and server not in failed:
+                    cut[server] = cut.get(server, 0) + int((entry.get("after") or {}).get("scur") or 0)
+        going = [server for server in batch if server not in failed]
+        restart_on = {}
+        for server in going:
+            member = state["members"][server]
+            restart_on.setdefault(member["host"], []).append(
+                {"server": server, "port": member["port"], "address": member["address"], "unit": member["unit"]})
+        return dict(state, batch_failed=failed, batch_cut=cut, restart_on=restart_on, bring_up=[], make_ready=[])
+    if step == "restart":
+        reported = {}
+        for result in results:
+            for entry in result.get("instances") or []:
+                reported[entry.get("server")] = entry
+        previous = dict(state.get("batch_previous") or {})
+        for servers in state["restart_on"].values():
+            for item in servers:
+                entry = reported.get(item["server"])
+                if entry is None:
+                    failed[item["server"]] = "its host did not report the restart"
+                elif not entry.get("healthy"):
+                    failed[item["server"]] = entry.get("reason") or "it did not come back"
+                if entry is not None and entry.get("previous_release") is not None:
+                    previous[item["server"]] = entry["previous_release"]
+        bring_up = [server for servers in state["restart_on"].values() for server in
+                    (item["server"] for item in servers) if server not in failed]
+        return dict(state, batch_failed=failed, batch_previous=previous, bring_up=bring_up)
+    if step == "up":
+        failed.update(_lb_failures(state["bring_up"], results, "not up"))
+        make_ready = [server for server in state["bring_up"] if server not in failed]
+        return dict(state, batch_failed=failed, make_ready=make_ready, keep_out=sorted(failed))
+    if step == "done":
+        failed.update(_lb_failures(state["make_ready"], results, "not back in rotation"))
+        rolled = [server for server in state["make_ready"] if server not in failed]
+        cut = sum(count for server, count in (state.get("batch_cut") or {}).items() if server not in failed)
+        recorded = finish_batch(state, {"rolled": rolled, "failed": failed, "cut": cut,
+                                        "previous": state.get("batch_previous") or {}}, now)
+        recorded = dict(recorded, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
+                        make_ready=[], keep_out=[],
+                        watch=[server for server in rolled] if recorded["batches"][-1]["canary"]
+                        and state["pause_after_canary"] > 0 and not recorded["stopped"] else [])
+        return describe(next_batch(recorded, now), now)
+    if step == "watch":
+        unhealthy = _lb_failures(state["watch"], results, "did not stay up")
+        state = dict(state, watch=[])
+        if unhealthy:
+            return describe(dict(canary_unhealthy(state, unhealthy), keep_out=sorted(unhealthy)), now)
+        return describe(state, now)
+    raise RollingError(f"unknown step of a rolling batch: {step!r}")
+
+
+def describe(state, now):
+    """The texts the role prints, kept in the state so the tasks only show them."""
+    return dict(state, progress=progress_line(state, now) if state["batch"] else None,
+                summary=summary_lines(state, now), journal=journal_of(state, now))
+
+
+def unavailable_servers(info_results):
+    """Instances some balancer does not route new sessions to now (not ready, or not up), from
+    haproxy_info results of every balancer."""
+    out = set()
+    for result in ansible_results(info_results):
+        for server in result.get("servers") or []:
+            if server.get("backend") != "wt" or not server.get("own_backend"):
+                continue
+            if server.get("admin_state") != "ready" or server.get("operational_state") != "running":
+                out.add(server["server"])
+    return sorted(out)
+
+
+def plan(instances, params, now, play_hosts=None, journals=(), info=(), current=(), roll_id=None):
+    """start_roll from what the role gathered: journal read results and haproxy_info results of every
+    balancer; with the plan's texts."""
+    journal = merge_journals([result.get("journal") for result in ansible_results(journals)])
+    state = start_roll(instances, params, now, play_hosts=play_hosts, journal=journal,
+                       unavailable=unavailable_servers(info), current=current, roll_id=roll_id)
+    state = dict(state, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
+                 make_ready=[], keep_out=[], watch=[])
+    state["plan"] = plan_lines(state)
+    return describe(next_batch(state, now), now)
+
+
+def plan_lines(state):
+    """What the roll is about to do, printed before it starts (and all of it in check mode)."""
+    batches = plan_batches(state["pending"], state["canary"], state["limits"], state["members"],
+                           state["host_sizes"], state["out"])
+    what = {"restart": "restart", "upgrade": f"upgrade to {state['target']}",
+            "rollback": f"rollback to {state['target']}"}[state["kind"]]
+    lines = [f"{what}: {len(state['pending'])} of {state['selected']} selected instance(s) to roll in "
+             f"{len(batches)} batch(es); at most {state['limits']['count']} out of rotation at once "
+             f"(rolling_max_unavailable {state['limits']['spec']})"
+             + (f", canary {state['canary']}" if state["canary"] else "")
+             + (f" watched {state['pause_after_canary']:g} s" if state["canary"] and state["pause_after_canary"] else "")
+             + f", rolling_max_failed {state['max_failed']}"
+             + (f", deadline {state['deadline_at'] - state['started']:g} s" if state["deadline_at"] else "")]
+    if state["resumed"]:
+        lines.append(f"resuming roll {state['resumed']['id']}: {state['resumed']['rolled']} instance(s) already "
+                     "rolled" + (f"; failed before: {', '.join(state['resumed']['failed'])}"
+                                 if state["resumed"]["failed"] else ""))
+    if state["skipped_current"]:
+        lines.append(f"{len(state['skipped_current'])} instance(s) already run {state['target']}: left alone")
+    if state["out"]:
+        lines.append(f"out of rotation before the roll (counted against the limit): {', '.join(state['out'])}")
+    for number, batch in enumerate(batches, start=1):
+        label = "canary" if number == 1 and state["canary"] else f"batch {number}"
+        lines.append(f"  {label}: {', '.join(batch)}")
+    return lines
