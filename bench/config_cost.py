@@ -51,6 +51,11 @@ def _worker_pid(stats_socket):
     return None
 
 
+def _new_worker_pid(stats_socket, old):
+    pid = _worker_pid(stats_socket)
+    return pid if pid and pid != old else None
+
+
 def _wait(condition, what, process, timeout=120):
     deadline = time.monotonic() + timeout
     while True:
@@ -69,7 +74,7 @@ def rss_kib(pid):
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-def measure_one(design, size, workdir, balancer, lb_address):
+def measure_one(design, size, workdir, balancer, lb_address, start, stop):
     tag = f"cost-{design}-{size}"
     state_file = workdir / f"{tag}.state"
     state_file.write_text("1\n")
@@ -86,10 +91,8 @@ def measure_one(design, size, workdir, balancer, lb_address):
         if result.returncode != 0:
             raise RuntimeError(f"haproxy -c failed on {config}:\n{result.stdout}{result.stderr}")
 
-    log = open(config.with_suffix(".master.log"), "wb")
-    process = subprocess.Popen([*balancer, "-W", "-db", "-S", str(master_socket), "-f", str(config)],
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    log.close()
+    process = start([*balancer, "-W", "-db", "-S", str(master_socket), "-f", str(config)],
+                    config.with_suffix(".master.log"))
     try:
         started = time.perf_counter()
         pid = _wait(lambda: _worker_pid(stats_socket), "worker", process)
@@ -102,27 +105,23 @@ def measure_one(design, size, workdir, balancer, lb_address):
             _wait(lambda: _answers(master_socket, "show proc; quit"), "master CLI", process)
             started = time.perf_counter()
             _command(master_socket, "reload; quit")
-            pid = _wait(lambda old=pid: (lambda new: new if new and new != old else None)(_worker_pid(stats_socket)),
-                        "new worker", process)
+            pid = _wait(lambda old=pid: _new_worker_pid(stats_socket, old), "new worker", process)
             reloads.append(time.perf_counter() - started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
     return {"design": design, "size": size, "check_s": min(checks), "start_s": start_s, "rss_kib": rss,
             "reload_s": statistics.median(reloads), "reload_min_s": min(reloads), "reload_max_s": max(reloads),
             "config_bytes": config.stat().st_size}
 
 
-def measure(designs, sizes, workdir, balancer, log):
+def measure(designs, sizes, workdir, balancer, log, start, stop):
+    """`start(argv, log_path)` and `stop(process)` are the benchmark's own (bench/run.py): every
+    process it starts is stopped by pid."""
     lb_address = f"{fleet.LB_NETWORK}200"
     results = []
     for size in sizes:
         for design in designs:
-            result = measure_one(design, size, workdir, balancer, lb_address)
+            result = measure_one(design, size, workdir, balancer, lb_address, start, stop)
             log(f"  config cost {design:9} N={size:<5} haproxy -c {result['check_s']:.2f} s, "
                 f"RSS {result['rss_kib'] / 1024:.0f} MiB, reload {result['reload_s']:.2f} s")
             results.append(result)

@@ -54,7 +54,7 @@ FULL = {"sizes": [2, 100, 1000, 5000], "rounds": 3, "seconds": 3, "warmup_second
 QUICK = {"sizes": [2, 10], "rounds": 1, "seconds": 1, "warmup_seconds": 0, "scale_instances": 1000,
          "designs": ["ours", "baseline", "seed"], "profile": False}
 SECTIONS = ("routing", "proxy", "ansible", "scale")
-PROFILE_SCENARIO = "clients"
+PROFILE_SCENARIO = "server-close"
 CONNECTIONS = 8
 NEW_SESSION_PERCENT = 10
 SESSION_REQUESTS = 100 // NEW_SESSION_PERCENT
@@ -302,8 +302,10 @@ def profile(balancer, scenario, settings, workdir):
         run_wrk(balancer["address"], balancer["table"], scenario["traffic"], settings["seconds"], seed=99)
     finally:
         recorder.wait(timeout=60)
-    report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso,sym"],
-                            capture_output=True, text=True, timeout=120)
+    # A HAProxy run in a chroot maps its binary by its path there: symbols come from that tree.
+    symfs = ["--symfs", BALANCER[1]] if BALANCER[0] == "chroot" else []
+    report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso,sym",
+                             *symfs], capture_output=True, text=True, timeout=120)
     hottest = []
     for line in report.stdout.splitlines():
         match = re.match(r"^\s+([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(\S+)", line)
@@ -849,7 +851,7 @@ def measure_all(settings, sections, scenarios, arguments, workdir, log):
             for process in responder_processes:
                 stop(process)
         log("memory, haproxy -c and reload time per design and N")
-        costs = config_cost.measure(settings["designs"], settings["sizes"], workdir, BALANCER, log)
+        costs = config_cost.measure(settings["designs"], settings["sizes"], workdir, BALANCER, log, start, stop)
 
     proxy = None
     if "proxy" in sections:

@@ -1,6 +1,7 @@
 """Routing through every load balancer: health, affinity, spreading, the wt1/wt10 trap."""
 
 import collections
+import re
 import time
 
 from wt_http import new_session, session_page, whoami
@@ -149,3 +150,30 @@ def test_drain_and_maint_survive_a_reload_on_every_balancer(lab, converged):
                         f"server={instance.server_name} state=ready wait=up timeout=30")
     print(f"\n{first.server_name} drained and {second.server_name} in maint kept both across a reload of "
           f"{', '.join(lab.topology.lb_hosts)}")
+
+
+def test_status_shows_one_row_per_instance_on_every_balancer(lab, converged):
+    """playbooks/status.yml: each instance once, whatever HAProxy objects route it, with its state on
+    every balancer; a drained instance shows DRAIN."""
+    drained = lab.topology.instances[-1]
+    run = lab.ansible(lab.topology.haproxy_group, "wtstack.fleet.haproxy_server",
+                      f"server={drained.server_name} state=drain")
+    assert run.returncode == 0, run.output[-3000:]
+    try:
+        status = lab.playbook("playbooks/status.yml")
+    finally:
+        lab.ansible(lab.topology.haproxy_group, "wtstack.fleet.haproxy_server",
+                    f"server={drained.server_name} state=ready")
+    assert status.returncode == 0, status.output[-3000:]
+    rows = {}
+    for line in re.findall(r"^\s*- '(.*)'$", status.output, re.M):  # the table, as debug prints it
+        fields = line.split()
+        if fields and fields[0] in {i.server_name for i in lab.topology.instances}:
+            assert fields[0] not in rows, f"{fields[0]} listed twice:\n{status.output[-3000:]}"
+            rows[fields[0]] = fields
+    assert set(rows) == {i.server_name for i in lab.topology.instances}, status.output[-3000:]
+    assert "wt." not in " ".join(" ".join(fields) for fields in rows.values())
+    for instance in lab.topology.instances:
+        states = rows[instance.server_name][3::2]  # INSTANCE HOST PREFIX then STATE SESS per balancer
+        expected = "DRAIN" if instance is drained else "UP"
+        assert states == [expected] * len(lab.topology.lb_hosts), rows[instance.server_name]
