@@ -32,10 +32,10 @@ options:
     choices: [out, restart, up, done, watch]
   results:
     description:
-      - Registered results of that step, one per host that ran it (C(ansible_play_hosts | map('extract',
-        hostvars, 'name'))); loop results are flattened, skipped ones ignored.
-    type: list
-    elements: raw
+      - Registered results of that step on the hosts that ran it, as a list (C(ansible_play_hosts |
+        map('extract', hostvars, 'name') | list)) or a mapping of host to result (which lets the
+        reasons name the host); loop results are flattened, skipped ones ignored.
+    type: raw
     required: true
   now:
     description: The time, in seconds since the epoch.
@@ -46,8 +46,8 @@ options:
 EXAMPLES = r"""
 - name: Decide which instances restart
   ansible.builtin.set_fact:
-    rolling_state: >-
-      {{ rolling_state | wtstack.fleet.rolling_advance('out', ansible_play_hosts | map('extract', hostvars,
+    rolling_restart_state: >-
+      {{ rolling_restart_state | wtstack.fleet.rolling_advance('out', ansible_play_hosts | map('extract', hostvars,
          'rolling_out') | list, now().timestamp()) }}
   run_once: true
 """
@@ -68,7 +68,8 @@ def rolling_advance(state, step, results, now):
     if not isinstance(state, Mapping) or "batch" not in state:
         raise AnsibleFilterError("rolling_advance expects the state from wtstack.fleet.rolling_plan")
     try:
-        return advance(dict(state), step, list(results or []), float(now))
+        return advance(dict(state), step, results if isinstance(results, Mapping) else list(results or []),
+                       float(now))
     except RollingError as error:
         raise AnsibleFilterError(f"wtstack.fleet: {error}") from error
 

@@ -94,7 +94,7 @@ options:
 EXAMPLES = r"""
 - name: Plan the roll
   ansible.builtin.set_fact:
-    rolling_state: >-
+    rolling_restart_state: >-
       {{ wtstack_topology | wtstack.fleet.rolling_plan({'kind': 'restart', 'max_unavailable': '25%', 'canary': 1},
                                                        now().timestamp(), play_hosts=ansible_play_hosts_all,
                                                        journals=journal_reads, info=server_reads) }}
@@ -102,7 +102,7 @@ EXAMPLES = r"""
 
 - name: Show it
   ansible.builtin.debug:
-    msg: "{{ rolling_state.plan }}"
+    msg: "{{ rolling_restart_state.plan }}"
   run_once: true
 """
 

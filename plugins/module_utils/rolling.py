@@ -27,6 +27,7 @@ rolling_journal module and read back by the next run, which then resumes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 KINDS = ("restart", "upgrade", "rollback")
 JOURNAL_FORMAT = 1
@@ -458,13 +459,13 @@ def summary_lines(state, now):
     return lines
 
 
-def resume_hint(state, command_hint):
+def resume_hint(state):
     """How to go on after a stop, naming the instances left out of rotation."""
     failed = ", ".join(sorted(state["failed"])) or "none"
     return (f"Instances left out of rotation (maint), which is safe: {failed}. {len(state['rolled'])} of "
             f"{state['selected']} are rolled; {len(state['pending'])} are untouched. Fix the cause, then run "
-            f"{command_hint} again: it resumes with the {len(state['pending']) + len(state['failed'])} instance(s) "
-            "not yet rolled (the failed ones first).")
+            f"the same command again: it resumes with the {len(state['pending']) + len(state['failed'])} "
+            "instance(s) not yet rolled (the failed ones first); -e rolling_restart_resume=false starts over.")
 
 
 # --- one batch, step by step ---------------------------------------------------------
@@ -476,16 +477,17 @@ def resume_hint(state, command_hint):
 # out of rotation and is not taken further.
 
 def ansible_results(registered):
-    """Module results out of registered variables of several hosts: loop items flattened, skipped
-    results (hosts that had nothing to do) dropped."""
+    """Module results out of registered variables of several hosts, a list or {host: variable}: loop
+    items flattened, skipped results (hosts that had nothing to do) dropped, each tagged with its
+    host (``_host``) when known."""
+    pairs = registered.items() if isinstance(registered, Mapping) else ((None, item) for item in registered or [])
     found = []
-    for item in registered or []:
+    for host, item in pairs:
         if not isinstance(item, dict) or item.get("skipped"):
             continue
-        if isinstance(item.get("results"), list):
-            found.extend(result for result in item["results"] if isinstance(result, dict) and not result.get("skipped"))
-        else:
-            found.append(item)
+        items = item["results"] if isinstance(item.get("results"), list) else [item]
+        found.extend(dict(result, _host=host) for result in items
+                     if isinstance(result, dict) and not result.get("skipped"))
     return found
 
 
@@ -505,7 +507,7 @@ def _lb_failures(servers, results, what):
         for server in servers:
             entry = entries.get(server)
             if entry is None:
-                if result.get("failed"):
+                if result.get("failed") or result.get("unreachable"):
                     failed.setdefault(server, f"{_where(result)}: {result.get('msg', 'the step failed')}")
                 continue
             wait = entry.get("wait") or {}
@@ -542,11 +544,14 @@ def advance(state, step, results, now):
             for entry in result.get("instances") or []:
                 reported[entry.get("server")] = entry
         previous = dict(state.get("batch_previous") or {})
-        for servers in state["restart_on"].values():
+        host_errors = {result.get("_host"): result.get("msg") for result in results
+                       if result.get("failed") or result.get("unreachable")}
+        for host, servers in state["restart_on"].items():
             for item in servers:
                 entry = reported.get(item["server"])
                 if entry is None:
-                    failed[item["server"]] = "its host did not report the restart"
+                    failed[item["server"]] = f"{host} did not report the restart" + (
+                        f": {host_errors[host]}" if host_errors.get(host) else "")
                 elif not entry.get("healthy"):
                     failed[item["server"]] = entry.get("reason") or "it did not come back"
                 if entry is not None and entry.get("previous_release") is not None:
@@ -581,7 +586,8 @@ def advance(state, step, results, now):
 def describe(state, now):
     """The texts the role prints, kept in the state so the tasks only show them."""
     return dict(state, progress=progress_line(state, now) if state["batch"] else None,
-                summary=summary_lines(state, now), journal=journal_of(state, now))
+                summary=summary_lines(state, now), journal=journal_of(state, now),
+                hint=resume_hint(state) if state["stopped"] else None)
 
 
 def unavailable_servers(info_results):

@@ -297,7 +297,7 @@ def test_summary_table_counts_rolled_failed_cut_and_duration():
     assert "not rolled                8" in text
     assert "connections cut           2" in text
     assert "duration                  2m05s" in text
-    hint = rolling.resume_hint(state, "the same playbook")
+    hint = rolling.resume_hint(state)
     assert "app3-9090" in hint and "resumes with the 9 instance(s)" in hint
 
 
