@@ -40,7 +40,7 @@ def assert_documented(result, name):
 
 
 def test_the_collection_has_what_its_changelog_announces():
-    assert MODULES == ["haproxy_info", "haproxy_server", "plan_files"]
+    assert MODULES == ["haproxy_info", "haproxy_server", "host_state", "plan_files", "wt_instances"]
     assert ROLES == ["haproxy", "rolling_restart", "wt_app"]
 
 
