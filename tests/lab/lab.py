@@ -432,6 +432,41 @@ def ensure_tools() -> None:
         run(install, env=env)
 
 
+# systemd in a container holds about 8 inotify instances, all counted against root here (the
+# containers share this machine's user namespace); the kernel's default limit, 128, ends at about a
+# dozen containers, all labs on the machine together, and systemd then dies at boot with "Failed to
+# create control group inotify object: Too many open files".
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_HOST = 10
+INOTIFY_FLOOR = 1024
+
+
+def inotify_instances_in_use() -> int:
+    count = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            count += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+    return count
+
+
+def ensure_inotify_instances(hosts_to_boot: int) -> None:
+    """Raise fs.inotify.max_user_instances if booting the hosts would exceed it."""
+    if not hosts_to_boot or not INOTIFY_LIMIT.exists():
+        return
+    limit = int(INOTIFY_LIMIT.read_text())
+    needed = inotify_instances_in_use() + hosts_to_boot * INOTIFY_PER_HOST
+    if needed <= limit:
+        return
+    raised = max(INOTIFY_FLOOR, needed * 2)
+    try:
+        INOTIFY_LIMIT.write_text(f"{raised}\n")
+    except OSError as error:
+        raise LabError(f"{hosts_to_boot} more containers need about {needed} inotify instances, over the limit "
+                       f"of {limit} ({error.strerror}); raise it: sysctl -w fs.inotify.max_user_instances={raised}")
+    log(f"raised fs.inotify.max_user_instances from {limit} to {raised}: {hosts_to_boot} containers to boot "
+        f"need about {hosts_to_boot * INOTIFY_PER_HOST} more")
+
+
 # --------------------------------------------------------------------------- image cache
 
 def image_dir(suite: str) -> tuple[Path, dict[str, Any], dict[str, bytes]]:
@@ -851,6 +886,7 @@ def command_up(fleet_path: Path, timeout: float) -> None:
                  "hosts": {host.name: previous[host.name] for host in fleet.hosts if host.name in previous}}
         booted: list[Host] = []
         boot_started = None
+        ensure_inotify_instances(sum(1 for host in fleet.hosts if not nspawn_pid(host.name)))
         for host in fleet.hosts:
             image = images[host.suite]
             spec = host_spec(host, image)
