@@ -57,7 +57,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, arguments = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        dummy, arguments = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
             tree = [self._tree_file(index, entry, task_vars) for index, entry in enumerate(arguments["files"])]
             changes = write_tree(arguments["root"], tree, check_mode=self._task.check_mode)

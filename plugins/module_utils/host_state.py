@@ -89,7 +89,7 @@ def package_states(run, names):
     """{package: True if dpkg has it installed}, from one dpkg-query (a name dpkg does not know is False)."""
     if not names:
         return {}
-    _, out, _ = run(["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\\n", *names])
+    dummy, out, dummy = run(["dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\\n", *names])
     statuses = parse_dpkg_status(out)
     # dpkg-query prints an architecture-qualified name (libfoo:amd64) for Multi-Arch: same packages.
     installed = {name.split(":")[0] for name, status in statuses.items() if status == "installed"}
@@ -183,5 +183,5 @@ def python_version(run, command, running_executable, running_version):
             return "%d.%d" % running_version[:2]
     except OSError:
         pass
-    rc, out, _ = run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+    rc, out, dummy = run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
     return out.strip() if rc == 0 else None

@@ -231,18 +231,18 @@ class Host:
         if not ports:
             return {}
         args = ["show", "--timestamp=unix"] + [f"--property={name}" for name in UNIT_PROPERTIES]
-        _, out, _ = self.systemctl(*args, *(unit_name(port) for port in ports))
+        dummy, out, dummy = self.systemctl(*args, *(unit_name(port) for port in ports))
         shown = parse_systemctl_show(out)
         return {port: unit_state(shown.get(unit_name(port), {})) for port in ports}
 
     def known_units(self):
         """Instance units this host has: loaded, enabled (a wants symlink) or with a settings file."""
         names = set()
-        _, out, _ = self.systemctl("list-units", "--all", "--plain", "--no-legend", "--type=service", "wt@*.service")
+        dummy, out, dummy = self.systemctl("list-units", "--all", "--plain", "--no-legend", "--type=service", "wt@*.service")
         for line in out.splitlines():
             # A failed or missing unit may come after a status bullet, even with --plain.
             names.update(word for word in line.split()[:2] if UNIT_PATTERN.match(word))
-        for directory, _, files in os.walk("/etc/systemd/system"):
+        for directory, dummy, files in os.walk("/etc/systemd/system"):
             if directory.endswith(".wants"):
                 names.update(name for name in files if UNIT_PATTERN.match(name))
         with_settings = set()

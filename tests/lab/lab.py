@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The lab: a real multi-host Debian fleet on this one machine.
 
 Each host is a systemd-nspawn container booted from an overlay on a cached
@@ -367,13 +366,13 @@ def mounts_under(path: Path) -> list[str]:
 
 
 def unmount_under(path: Path) -> None:
-    for _ in range(5):
+    for dummy in range(5):
         points = mounts_under(path)
         if not points:
             return
         for point in points:
-            if subprocess.run(["umount", point], stderr=subprocess.DEVNULL).returncode != 0:
-                subprocess.run(["umount", "--lazy", point], stderr=subprocess.DEVNULL)
+            if subprocess.run(["umount", point], stderr=subprocess.DEVNULL, check=False).returncode != 0:
+                subprocess.run(["umount", "--lazy", point], stderr=subprocess.DEVNULL, check=False)
     if mounts_under(path):
         raise LabError(f"cannot unmount {', '.join(mounts_under(path))}; see `findmnt -R {path}`")
 
@@ -416,7 +415,7 @@ def locked(path: Path) -> Iterator[None]:
 def require_root() -> None:
     if os.geteuid() != 0:
         raise NotRootError("lab.py up/down must run as root (it mounts overlays and boots containers "
-                       "with systemd-nspawn); try: sudo tests/lab/lab.py ...")
+                           "with systemd-nspawn); try: sudo .venv/bin/python tests/lab/lab.py ...")
 
 
 def ensure_tools() -> None:
@@ -426,7 +425,7 @@ def ensure_tools() -> None:
     log(f"installing {' '.join(missing)} ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if subprocess.run(install, env=env).returncode != 0:
+    if subprocess.run(install, env=env, check=False).returncode != 0:
         log("apt-get install failed; running apt-get update and retrying")
         run(["apt-get", "update"], env=env)
         run(install, env=env)
@@ -528,7 +527,7 @@ def build_image(rootfs: Path, recipe: dict[str, Any], certificates: dict[str, by
             build_log.write(f"\n$ {' '.join(cmd)}\n")
             build_log.flush()
             if subprocess.run(cmd, stdout=build_log, stderr=subprocess.STDOUT, env=env,
-                              preexec_fn=contain_step).returncode != 0:
+                              preexec_fn=contain_step, check=False).returncode != 0:
                 raise LabError(f"image build step failed: {' '.join(cmd)}\n--- {log_path} (tail) ---\n"
                                f"{tail(log_path)}")
 
@@ -570,7 +569,7 @@ def cgroup2_root() -> Path:
     """Where cgroup2 is mounted: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid)."""
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
-            before, _, after = line.partition(" - ")
+            before, dummy, after = line.partition(" - ")
             if after.split()[0] == "cgroup2":
                 return Path(before.split()[4])
     raise LabError("no cgroup2 hierarchy is mounted; systemd in the containers needs one "
@@ -663,7 +662,7 @@ def in_container(nspawn: int, *cmd: str, timeout: float = 10) -> subprocess.Comp
         return None
     try:
         return subprocess.run(["nsenter", f"--target={init}", "--mount", "--uts", "--ipc", "--pid", "--", *cmd],
-                              text=True, capture_output=True, timeout=timeout)
+                              text=True, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None
 
@@ -690,7 +689,7 @@ def ssh_command(address: str, *remote: str) -> list[str]:
 def ssh_ok(address: str) -> bool:
     try:
         return subprocess.run(ssh_command(address, "true"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=15).returncode == 0
+                              stderr=subprocess.DEVNULL, timeout=15, check=False).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -971,7 +970,7 @@ def command_status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build images if needed, boot the fleet, write .lab/inventory.yml")
     up.add_argument("--fleet", type=Path, default=DEFAULT_FLEET, help="fleet file (default: %(default)s)")

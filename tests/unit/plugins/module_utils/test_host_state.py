@@ -8,7 +8,6 @@ import pytest
 from ansible_collections.wtstack.fleet.plugins.module_utils import host_state as hs
 
 
-
 def test_a_regular_file_is_read_like_the_template_module_sees_it(tmp_path):
     path = tmp_path / "app.env"
     path.write_bytes(b"A=1\n")
