@@ -314,9 +314,14 @@ def ratio_text(value, spread=None):
 
 
 def bound(row, nproc):
-    """What the run waited for, from where its CPU went: the machine's cores, busy with the controller or
-    the hosts, or neither (then round trips and waits)."""
+    """What the run waited for, from where its CPU went: the machine's cores, mostly busy with the
+    controller or with the hosts, or, when they were mostly idle, round trips and downloads."""
     busy = (row["controller_cpu_s"] + row["app_cpu_s"] + row["lb_cpu_s"]) / (row["seconds"] * nproc)
+    load = row.get("loadavg", row.get("loadavg_before", 0))
+    if busy < 0.6 and load > nproc:
+        return f"other jobs on the machine (load {load:.0f} on {nproc} cores; this run kept {busy:.0%} busy)"
+    if busy < 0.6:
+        return f"waiting: SSH round trips, downloads, services starting ({busy:.0%} of {nproc} cores busy)"
     biggest = max((("controller CPU", row["controller_cpu_s"]), ("app hosts' CPU", row["app_cpu_s"]),
                    ("load balancers' CPU", row["lb_cpu_s"])), key=lambda item: item[1])
     return f"{biggest[0]} ({busy:.0%} of {nproc} cores busy with this run)"
