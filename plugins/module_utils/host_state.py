@@ -33,14 +33,15 @@ def _type(mode):
     return next((name for test, name in _TYPES if test(mode)), "other")
 
 
-def _user(uid):
+def user_name(uid):
+    """The name of a uid, or the number where it has none (as ls shows it)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
 
 
-def _group(gid):
+def group_name(gid):
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:
@@ -63,7 +64,7 @@ def path_state(path):
     except FileNotFoundError:
         return {"exists": False}
     state = {"exists": True, "type": _type(info.st_mode), "mode": f"{stat.S_IMODE(info.st_mode):04o}",
-             "owner": _user(info.st_uid), "group": _group(info.st_gid)}
+             "owner": user_name(info.st_uid), "group": group_name(info.st_gid)}
     if state["type"] == "file":
         state["checksum"] = sha1(path)
     try:
@@ -101,7 +102,7 @@ def user_state(name):
         entry = pwd.getpwnam(name)
     except KeyError:
         return {"exists": False}
-    return {"exists": True, "uid": entry.pw_uid, "group": _group(entry.pw_gid), "home": entry.pw_dir,
+    return {"exists": True, "uid": entry.pw_uid, "group": group_name(entry.pw_gid), "home": entry.pw_dir,
             "shell": entry.pw_shell}
 
 

@@ -24,6 +24,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_state import group_name, user_name
+
 UNIT_PATTERN = re.compile(r"^wt@([0-9]+)\.service$")
 SETTINGS_PATTERN = re.compile(r"^([0-9]+)\.env$")
 # systemctl show properties read for every instance in one call.
@@ -269,21 +271,7 @@ def file_state(path):
         return FileState(content=b"\0not a regular file", mode=stat.S_IMODE(info.st_mode), ctime=info.st_ctime)
     with open(path, "rb") as handle:
         content = handle.read()
-    return FileState(content, stat.S_IMODE(info.st_mode), _user(info.st_uid), _group(info.st_gid), info.st_ctime)
-
-
-def _user(uid):
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group(gid):
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
+    return FileState(content, stat.S_IMODE(info.st_mode), user_name(info.st_uid), group_name(info.st_gid), info.st_ctime)
 
 
 def newest_change(files, trees):

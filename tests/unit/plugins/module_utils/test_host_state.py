@@ -13,8 +13,8 @@ def test_a_regular_file_is_read_like_the_template_module_sees_it(tmp_path):
     path.write_bytes(b"A=1\n")
     os.chmod(path, 0o600)
     state = hs.path_state(str(path))
-    assert state == {"exists": True, "type": "file", "mode": "0600", "owner": hs._user(os.getuid()),
-                     "group": hs._group(os.getgid()), "checksum": hashlib.sha1(b"A=1\n").hexdigest(),
+    assert state == {"exists": True, "type": "file", "mode": "0600", "owner": hs.user_name(os.getuid()),
+                     "group": hs.group_name(os.getgid()), "checksum": hashlib.sha1(b"A=1\n").hexdigest(),
                      "target_type": "file", "executable": False}
 
 

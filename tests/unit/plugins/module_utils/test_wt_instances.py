@@ -182,12 +182,12 @@ def test_settings_files_are_read_with_their_attributes(tmp_path):
     path.write_bytes(b"x\n")
     os.chmod(path, 0o640)
     state = wi.Host(Systemctl(), str(tmp_path)).settings_state(9090)
-    assert (state.content, state.mode, state.owner) == (b"x\n", 0o640, wi._user(os.getuid()))
+    assert (state.content, state.mode, state.owner) == (b"x\n", 0o640, wi.user_name(os.getuid()))
     assert wi.Host(Systemctl(), str(tmp_path)).settings_state(9091) == wi.FileState()
 
 
 def test_settings_are_written_in_one_rename_with_owner_group_and_mode(tmp_path):
-    me, my_group = wi._user(os.getuid()), wi._group(os.getgid())
+    me, my_group = wi.user_name(os.getuid()), wi.group_name(os.getgid())
     path = tmp_path / "9090.env"
     wi.write_file(str(path), b"new\n", 0o600, me, my_group)
     assert path.read_bytes() == b"new\n" and os.stat(path).st_mode & 0o777 == 0o600
