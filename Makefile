@@ -17,7 +17,7 @@ help:
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
 	@echo "make lint        ansible-lint (production) and changelog lint"
-	@echo "make sanity      ansible-test sanity and units on the built collection"
+	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
 	@echo "make bench       benchmarks (~10 min, root for the lab part): rewrites docs/benchmarks.md and docs/benchmarks.png"
 
 venv: $(VENV)/.installed
@@ -61,25 +61,31 @@ lint: venv
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
 
-# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, so it tests the built
-# tarball (what users install) unpacked there, outside the checkout: inside it, ansible-test would
-# list files with the checkout's git, which ignores them.
+# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, and the checkout's own
+# collections/ansible_collections/wtstack/fleet is a symlink, which it resolves away. So sanity runs
+# on a copy of the checkout (every file git tracks or would: bench/ and tests/ too, as a collection's
+# own CI tests its repository) and units on the built tarball (what users install), both outside the
+# checkout: inside it, ansible-test would list files with the checkout's git, which ignores them.
 COLLECTION_BUILD ?= /tmp/wtstack-fleet-collection
 COLLECTION_TREE := $(COLLECTION_BUILD)/ansible_collections/wtstack/fleet
+CHECKOUT_TREE := $(COLLECTION_BUILD)/checkout/ansible_collections/wtstack/fleet
 TEST_PYTHON = $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-ANSIBLE_TEST = cd $(COLLECTION_TREE) && PATH=$(CURDIR)/$(BIN):$$PATH ansible-test
+ANSIBLE_TEST = PATH=$(CURDIR)/$(BIN):$$PATH ansible-test
 # ansible-test fetches its pip bootstrap script from a host outside the package registries.
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
 collection: venv
-	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE)
+	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE) $(CHECKOUT_TREE)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(COLLECTION_BUILD)
 	tar -xzf $(COLLECTION_BUILD)/wtstack-fleet-*.tar.gz -C $(COLLECTION_TREE)
+	git ls-files -z --cached --others --exclude-standard \
+	  | xargs -0 sh -c 'for f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh \
+	  | xargs -0 cp --parents --no-dereference -t $(CHECKOUT_TREE)
 
 sanity: collection
 	test -e $(GET_PIP_CACHE) || install -D -m 0644 tests/sanity/get_pip_offline.py $(GET_PIP_CACHE)
-	$(ANSIBLE_TEST) sanity --local --python $(TEST_PYTHON) --requirements --color no
-	$(ANSIBLE_TEST) units --local --python $(TEST_PYTHON) --requirements --color no
+	cd $(CHECKOUT_TREE) && $(ANSIBLE_TEST) sanity --local --python $(TEST_PYTHON) --requirements --color no
+	cd $(COLLECTION_TREE) && $(ANSIBLE_TEST) units --local --python $(TEST_PYTHON) --requirements --color no
 
 lab-up: venv
 	$(LAB) up --fleet $(FLEET)

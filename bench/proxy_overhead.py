@@ -107,7 +107,7 @@ class Unavailable(Exception):
 def _python_version(python):
     try:
         out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=30).stdout.split()
+                             capture_output=True, text=True, timeout=30, check=False).stdout.split()
         return tuple(int(x) for x in out)
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return ()
@@ -130,7 +130,7 @@ def ensure_venv(log):
     """The venv's python, with witty-for-python installed; created on first use."""
     python = VENV / "bin" / "python"
     if python.exists() and subprocess.run([str(python), "-c", "import witty_for_python"],
-                                          capture_output=True).returncode == 0:
+                                          capture_output=True, check=False).returncode == 0:
         return python
     base = find_python()
     if base is None:
@@ -139,7 +139,7 @@ def ensure_venv(log):
     log(f"  creating {VENV} with {base} and {WITTY}")
     shutil.rmtree(VENV, ignore_errors=True)
     for command in ([base, "-m", "venv", str(VENV)], [str(python), "-m", "pip", "install", "-q", WITTY]):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         if result.returncode != 0:
             raise Unavailable(f"`{' '.join(map(str, command))}` failed: {(result.stderr or result.stdout)[-500:]}")
     return python
@@ -200,7 +200,7 @@ def http_get(url):
 def open_sessions(direct_url, prefix, count):
     """count sessions with their application created (the follow-up of a page load does that)."""
     ids = []
-    for _ in range(count):
+    for dummy in range(count):
         status, body = http_get(direct_url + "/")
         match = re.search(r"wtd=(" + re.escape(prefix) + r"[A-Za-z0-9]+)", body)
         if status != 200 or not match:
@@ -219,7 +219,7 @@ def run_wrk(url, path, seconds, script, session_ids=(), cpu=None):
                url, "--", path, *session_ids]
     if cpu is not None and shutil.which("taskset"):
         command = ["taskset", "-c", str(cpu), *command]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     match = re.search(r"^RESULT (\{.*\})$", result.stdout, re.M)
     if result.returncode != 0 or not match:
         raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -364,7 +364,7 @@ def summarise(raw):
         row["rps_ratio"] = (statistics.median(ratios), min(ratios), max(ratios))
         p50 = [h["p50_us"] / d["p50_us"] for h, d in pairs if d["p50_us"]]
         row["p50_ratio"] = statistics.median(p50) if p50 else float("nan")
-        lb = [h["lb_cpu_ns"] / h["requests"] / 1000 for h, _ in pairs if h["requests"]]
+        lb = [h["lb_cpu_ns"] / h["requests"] / 1000 for h, dummy in pairs if h["requests"]]
         row["lb_us_per_request"] = statistics.median(lb) if lb else float("nan")
         rows.append(row)
     return rows

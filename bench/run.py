@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Routing benchmark: what session-affinity routing costs HAProxy as the fleet grows, for our
 design (a backend per instance, found by a map), the previous one (one backend, use-server by
 map) and the 2010 seed's (a backend and two ACLs per instance).
@@ -42,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ansible_cost  # noqa: E402
 import config_cost  # noqa: E402
 import fleet  # noqa: E402
+import fleet_scale  # noqa: E402
 import haproxy_release  # noqa: E402
 import proxy_overhead  # noqa: E402
 
@@ -191,24 +191,24 @@ def get(address, path):
 
 
 def suffix(rng):
-    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(16))
+    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for dummy in range(16))
 
 
 def check_routing(address, instances, rng, samples=50):
     """Requests one at a time through a load balancer: new sessions are spread round robin, a
     session id reaches the instance whose prefix starts it, an unknown id is served anyway."""
     instance_of = {f"{i['connect_address']}:{i['port']}": i["prefix"] for i in instances}
-    new = [get(address, "/") for _ in range(min(len(instances), 20))]
+    new = [get(address, "/") for dummy in range(min(len(instances), 20))]
     targets = [instances[0], instances[-1], *rng.sample(instances, min(samples, len(instances)))]
     sticky = [(i["prefix"], get(address, f"/?wtd={i['prefix']}{suffix(rng)}")) for i in targets]
     unknown = get(address, f"/?wtd=zz-unknown-{suffix(rng)}")
     return {
         "new_requests": len(new),
-        "new_ok": sum(status == 200 for status, _ in new),
-        "new_distinct_instances": len({served for _, served in new}),
+        "new_ok": sum(response[0] == 200 for response in new),
+        "new_distinct_instances": len({response[1] for response in new}),
         "sticky_requests": len(sticky),
-        "sticky_ok": sum(status == 200 for _, (status, _) in sticky),
-        "sticky_correct": sum(instance_of.get(served) == prefix for prefix, (_, served) in sticky),
+        "sticky_ok": sum(response[0] == 200 for dummy, response in sticky),
+        "sticky_correct": sum(instance_of.get(served) == prefix for prefix, (dummy, served) in sticky),
         "unknown_session_status": unknown[0],
     }
 
@@ -219,7 +219,7 @@ def run_wrk(address, table, traffic, seconds, seed):
                str(SESSION_REQUESTS), str(seed)]
     if shutil.which("taskset") and os.cpu_count() > 1:
         command = ["taskset", "-c", "1", *command]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     match = re.search(r"^RESULT (\{.*\})$", result.stdout, re.M)
     if result.returncode != 0 or not match:
         raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -305,7 +305,7 @@ def profile(balancer, scenario, settings, workdir):
     # A HAProxy run in a chroot maps its binary by its path there: symbols come from that tree.
     symfs = ["--symfs", BALANCER[1]] if BALANCER[0] == "chroot" else []
     report = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso,sym",
-                             *symfs], capture_output=True, text=True, timeout=120)
+                             *symfs], capture_output=True, text=True, timeout=120, check=False)
     hottest = []
     for line in report.stdout.splitlines():
         match = re.match(r"^\s+([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(\S+)", line)
@@ -335,7 +335,7 @@ def summarise(results, scenarios, sizes, designs):
 
     def ratio_stats(scenario, numerator, denominator, metric):
         values = []
-        for (name, _), points in rounds.items():
+        for (name, dummy), points in rounds.items():
             if name == scenario and numerator in points and denominator in points:
                 bottom = metric(points[denominator])
                 if bottom:
@@ -380,7 +380,7 @@ def summarise(results, scenarios, sizes, designs):
 def machine_facts():
     def first_line(command):
         try:
-            return subprocess.run(command, capture_output=True, text=True).stdout.splitlines()[0].strip()
+            return subprocess.run(command, capture_output=True, text=True, check=False).stdout.splitlines()[0].strip()
         except (OSError, IndexError):
             return "unknown"
     model = "unknown"
@@ -388,7 +388,7 @@ def machine_facts():
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     return {
         "haproxy": first_line([*BALANCER, "-v"]),
         "wrk": (wrk.stdout + wrk.stderr).splitlines()[0].strip(),
@@ -402,7 +402,7 @@ def machine_facts():
 
 def run_scale(instances, workdir):
     result = subprocess.run([sys.executable, str(BENCH / "scale.py"), str(instances), str(workdir)],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"scale.py failed:\n{result.stdout}\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -413,9 +413,9 @@ def check_renderers(size, workdir):
     jinja_dir, plan_dir = workdir / "render-jinja2", workdir / "render-plan"
     jinja_dir.mkdir()
     plan_dir.mkdir()
-    jinja_config, _ = fleet.ours(size, jinja_dir, server_close=False, lb_address=fleet.LB_NETWORK + "250")
-    plan_config, _ = fleet.ours(size, plan_dir, server_close=False, lb_address=fleet.LB_NETWORK + "250",
-                                renderer="plan")
+    jinja_config = fleet.ours(size, jinja_dir, server_close=False, lb_address=fleet.LB_NETWORK + "250")[0]
+    plan_config = fleet.ours(size, plan_dir, server_close=False, lb_address=fleet.LB_NETWORK + "250",
+                             renderer="plan")[0]
     same_config = (jinja_config.read_text().replace(str(jinja_dir), "DIR")
                    == plan_config.read_text().replace(str(plan_dir), "DIR"))
     same_map = (jinja_config.with_suffix(".map").read_text() == plan_config.with_suffix(".map").read_text())
@@ -618,6 +618,7 @@ def render_markdown(report, page="benchmarks"):
     lines += proxy_overhead.markdown(report.get("proxy_overhead"))
     lines += ansible_cost.markdown(report.get("ansible_cost"))
     lines += scale_markdown(report.get("scale"))
+    lines += fleet_scale.markdown(report.get("fleet_scale"))
     return "\n".join(lines)
 
 
@@ -725,7 +726,7 @@ def write_report(report, arguments):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: N = 2 and 10, one 1-second round")
     parser.add_argument("--docs", type=Path, default=REPO / "docs",
                         help="where benchmarks.md and benchmarks.png go (default: docs/)")
@@ -751,6 +752,9 @@ def main():
     parser.add_argument("--ansible-cost", choices=("auto", "yes", "no"), default="auto",
                         help="section 3 on the lab (needs root; replaces a running lab): auto = when root, "
                              "not with --quick")
+    parser.add_argument("--fleet-scale", choices=("auto", "yes", "no"), default="auto",
+                        help="section 5, bench/fleet_scale.py (its site.yml parts boot the lab: root; replaces a "
+                             "running lab): auto = not with --quick")
     parser.add_argument("--render-only", type=Path, metavar="RESULTS",
                         help="measure nothing: rewrite the page and plot from a --results file of an earlier run")
     arguments = parser.parse_args()
@@ -822,6 +826,14 @@ def measure_all(settings, sections, scenarios, arguments, workdir, log):
             ansible = ansible_cost.run(ANSIBLE_ROUNDS, log)
         finally:
             ansible_cost.lab("down")
+    hosts_scale = None
+    if arguments.fleet_scale == "yes" or (arguments.fleet_scale == "auto" and not arguments.quick):
+        log("fleet scale: site.yml and plan.yml against the number of hosts (bench/fleet_scale.py)")
+        try:
+            hosts_scale = fleet_scale.run(dict(fleet_scale.DEFAULTS), log)
+        finally:
+            if os.geteuid() == 0:
+                ansible_cost.lab("down")
     rng = random.Random(2010)
     fleet.use_slot(free_slot())
     log(f"load balancers on {fleet.LB_NETWORK}0/24, instances on {fleet.APP_NETWORK}0/24")
@@ -879,6 +891,7 @@ def measure_all(settings, sections, scenarios, arguments, workdir, log):
         "scale": scale,
         "proxy_overhead": proxy,
         "ansible_cost": ansible,
+        "fleet_scale": hosts_scale,
         "profiles": profiles,
         "renderer_check": renderer_check,
         "config_cost": costs,

@@ -93,7 +93,7 @@ class Lab:
         result = subprocess.run(
             ["ssh", "-i", str(SSH_KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
              "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{self.address(host)}", command],
-            input=stdin, capture_output=True, text=True, timeout=timeout)
+            input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"{host}: `{command}` failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
@@ -109,7 +109,7 @@ class Lab:
     def playbook(self, playbook, *args, timeout=1500, inventory=None, bin_dir=BIN):
         argv, env = self.playbook_command(playbook, *args, inventory=inventory, bin_dir=bin_dir)
         started = time.monotonic()
-        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
         self.save_log(playbook, run.output)
         return run

@@ -186,6 +186,6 @@ class SessionLoad:
         return [move for record in self.records for move in record.moves]
 
     def summary(self):
-        slowest = max((seconds for *_, seconds in self.slow), default=0)
+        slowest = max((seconds for *dummy, seconds in self.slow), default=0)
         return (f"{len(self.records)} sessions, {self.requests} requests, {len(self.failures)} failed, "
                 f"{len(self.slow)} slower than {SLOW:.0f}s (slowest {slowest}s), {len(self.moves)} sessions moved")

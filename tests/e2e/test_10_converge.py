@@ -1,6 +1,8 @@
 """site.yml converges the fresh lab, and converging again changes nothing."""
 
+import base64
 import re
+import shlex
 
 
 def test_first_run_converges_every_host(lab, converged):
@@ -55,3 +57,21 @@ def test_units_verify_and_are_hardened_on_the_hosts(lab, converged):
             scores[f"{host}/{instance.unit_name}"] = float(exposure.group(1))
     print(f"\nsystemd-analyze security exposure: {sorted(set(scores.values()))} over {len(scores)} units")
     assert max(scores.values()) <= 2.0, scores
+
+
+def test_plan_shows_byte_for_byte_what_site_wrote(lab, converged, tmp_path):
+    """playbooks/plan.yml (one plan_files task per host) renders exactly the files, and modes, that
+    site.yml's modules wrote on every host: the template module's and wt_instances' settings files."""
+    run = lab.playbook("playbooks/plan.yml", "-e", f"plan_dir={tmp_path}")
+    assert run.returncode == 0, run.output[-4000:]
+    compared = 0
+    for host_dir in sorted(path for path in tmp_path.iterdir() if path.is_dir()):
+        planned = {"/" + str(path.relative_to(host_dir)): path for path in host_dir.rglob("*") if path.is_file()}
+        script = "".join(f"stat -c %a {shlex.quote(dest)}; base64 -w0 {shlex.quote(dest)}; echo\n" for dest in planned)
+        lines = lab.ssh(host_dir.name, script).splitlines()
+        for (dest, path), mode, encoded in zip(planned.items(), lines[0::2], lines[1::2]):
+            assert base64.b64decode(encoded) == path.read_bytes(), f"{host_dir.name}:{dest} differs from the plan"
+            assert int(mode, 8) == path.stat().st_mode & 0o7777, f"{host_dir.name}:{dest}: mode {mode}"
+            compared += 1
+    print(f"\nplan.yml matched {compared} files on {len(list(tmp_path.iterdir()))} hosts")
+    assert compared >= 3 * len(lab.topology.lb_hosts) + 3 * len(lab.topology.app_hosts) + len(lab.topology.instances)

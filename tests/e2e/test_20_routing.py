@@ -21,7 +21,7 @@ def test_sessions_stick_to_the_instance_their_prefix_names(lab, converged):
     by_prefix = {instance.prefix: instance for instance in lab.topology.instances}
     placed = collections.Counter()
     for base_url in lab.lb_urls:
-        for _ in range(SESSIONS_PER_BALANCER):
+        for dummy in range(SESSIONS_PER_BALANCER):
             session_id = new_session(base_url)
             owner = [prefix for prefix in by_prefix if session_id.startswith(prefix)]
             assert len(owner) == 1, f"{session_id} matches prefixes {owner}"
@@ -49,7 +49,7 @@ def test_no_session_reaches_an_instance_whose_prefix_merely_begins_its_own(lab, 
         "the e2e fleet must hold more than ten instances, wt1- and wt10- among them"
     seen = collections.defaultdict(set)
     for base_url in lab.lb_urls:
-        for _ in range(60):
+        for dummy in range(60):
             session_id = new_session(base_url)
             prefix = next((p for p in trap if session_id.startswith(p)), None)
             if prefix is None:

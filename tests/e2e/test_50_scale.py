@@ -58,7 +58,7 @@ def test_scale_in_then_out_fails_no_request(lab, converged, tmp_path):
         assert removed.server_name not in lab.server_status(lb)
 
     remaining = [prefix for prefix in everyone if prefix != removed.prefix]
-    run, load, _ = converge_under_load(lab, lab.inventory_path, remaining)
+    run, load, dummy = converge_under_load(lab, lab.inventory_path, remaining)
     print(f"scale-out back to {count} on {app1}: {load.summary()} during {run.seconds:.0f}s")
     load.assert_no_failed_request(lab)
     assert load.moves == [], "adding an instance moved sessions"

@@ -120,7 +120,7 @@ def test_the_stats_password_is_in_no_output_even_with_diff(lab, secured):
 
 def test_https_works_with_each_balancers_own_certificate(lab, secured):
     for lb in lab.topology.lb_hosts:
-        status, headers, _ = request(https_url(lab, lb), "/health", context=secured["context"])
+        status, headers, dummy = request(https_url(lab, lb), "/health", context=secured["context"])
         assert status == 200
         served = ssl.get_server_certificate((lab.address(lb), 443))
         assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(secured["certificates"][lb])
@@ -137,7 +137,7 @@ def test_tls_is_modern(lab, secured):
 
 def test_plain_http_is_redirected_to_https(lab, secured):
     for lb in lab.topology.lb_hosts:
-        status, headers, _ = request(lab.url(lb), "/health?x=1")
+        status, headers, dummy = request(lab.url(lb), "/health?x=1")
         assert status == 301
         assert headers["Location"] == f"{https_url(lab, lb)}/health?x=1"
         assert "Strict-Transport-Security" not in headers
@@ -145,7 +145,7 @@ def test_plain_http_is_redirected_to_https(lab, secured):
 
 def test_hsts_on_tls(lab, secured):
     for lb in lab.topology.lb_hosts:
-        status, headers, _ = request(https_url(lab, lb), "/health", context=secured["context"])
+        status, headers, dummy = request(https_url(lab, lb), "/health", context=secured["context"])
         assert status == 200
         assert headers["Strict-Transport-Security"] == "max-age=31536000"
 
@@ -181,9 +181,9 @@ def test_stats_page_and_metrics_need_the_password(lab, secured):
         for path in ("/stats", "/metrics"):
             assert request(stats_url, path)[0] == 401
             assert request(stats_url, path, headers={"Authorization": f"Basic {wrong}"})[0] == 401
-        status, _, body = request(stats_url, "/stats", headers={"Authorization": f"Basic {credentials}"})
+        status, dummy, body = request(stats_url, "/stats", headers={"Authorization": f"Basic {credentials}"})
         assert status == 200 and "Statistics Report" in body
-        status, _, body = request(stats_url, "/metrics", headers={"Authorization": f"Basic {credentials}"})
+        status, dummy, body = request(stats_url, "/metrics", headers={"Authorization": f"Basic {credentials}"})
         assert status == 200 and "haproxy_process_" in body and "haproxy_server_" in body
 
 

@@ -25,7 +25,7 @@ def server_events(lab, since):
     events = {}
     for lb in lab.topology.lb_hosts:
         log = lab.ssh(lb, f"journalctl -u haproxy -o short-unix --no-pager --since @{int(since) - 1}")
-        for _, server, event in SERVER_EVENT.findall(log):
+        for dummy, server, event in SERVER_EVENT.findall(log):
             events.setdefault((lb, server), []).append(event)
     return events
 
@@ -175,7 +175,7 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     # own 500 (HAProxy retries only what an instance dropped unanswered). Nothing else may fail.
     if load.failures:
         load.explain_failures(lab)
-    assert all(message == "HTTP 500" for _, _, message, _ in load.failures), load.failures
+    assert all(message == "HTTP 500" for dummy, dummy, message, dummy in load.failures), load.failures
     assert len(load.failures) <= len(lab.topology.instances), load.failures
 
     # Back to the fleet as it was: the lab's inventory and the version it ran.

@@ -4,7 +4,7 @@ from wt_http import new_session, session_page
 
 
 def session_on(lab, base_url, instance, attempts=200):
-    for _ in range(attempts):
+    for dummy in range(attempts):
         session_id = new_session(base_url)
         if session_id.startswith(instance.prefix):
             return session_id

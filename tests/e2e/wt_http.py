@@ -90,4 +90,3 @@ def whoami(base_url, session_id=None):
     status, body = get(f"{base_url}/whoami{query}")
     assert status == 200, f"/whoami answered {status}: {body[:200]}"
     return json.loads(body)
-

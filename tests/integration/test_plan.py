@@ -27,7 +27,7 @@ def run_plan(inventory, plan_dir, *extra):
     return subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "playbooks/plan.yml"),
          "-e", f"plan_dir={plan_dir}", *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def write_inventory(path, apps, lbs=None):
@@ -47,7 +47,7 @@ def haproxy_check(plan_dir, lb, replacements=()):
         config = config.replace(there, str(here))
     checked = rendered / "haproxy.check.cfg"
     checked.write_text(config)
-    return subprocess.run(["haproxy", "-c", "-f", str(checked)], capture_output=True, text=True)
+    return subprocess.run(["haproxy", "-c", "-f", str(checked)], capture_output=True, text=True, check=False)
 
 
 def map_entries(plan_dir, lb):
@@ -115,7 +115,7 @@ def test_example_units_pass_systemd_analyze_verify(example_plan, tmp_path):
     unit = unit.replace(executable, "/bin/true")
     instance = tmp_path / "wt@9090.service"
     instance.write_text(unit)
-    result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True)
+    result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True, check=False)
     complaints = [line for line in result.stderr.splitlines() if "wt@9090.service" in line]
     assert result.returncode == 0 and not complaints, result.stderr
 
@@ -132,6 +132,48 @@ def test_a_thousand_instances_render_and_validate(tmp_path):
     assert len(map_entries(plan_dir, "lb1")) == 1000
     check = haproxy_check(plan_dir, "lb1")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def rendered_tree(root):
+    """{relative path: (mode, bytes)} of every file under root, and the modes of its directories."""
+    return {str(path.relative_to(root)): (path.stat().st_mode & 0o7777, path.read_bytes() if path.is_file() else None)
+            for path in sorted(root.rglob("*"))}
+
+
+def test_plan_writes_what_one_template_task_per_file_writes(tmp_path):
+    """plan.yml renders a host's whole file set in one task; on a mixed inventory (TLS, stats, a source
+    address, extra config, counted and listed instances, your own program, a custom ansible_managed)
+    it must write, byte for byte and mode for mode, what ansible.builtin.template writes file by file
+    (and nothing at all with --check)."""
+    artifact = tmp_path / "myapp.wt"
+    artifact.write_text("#!/bin/sh\n")
+    lbs = {"lb1": {"ansible_host": "198.51.100.10", "haproxy_source_address": "192.0.2.10",
+                   "haproxy_tls_enabled": True, "haproxy_tls_self_signed": True, "haproxy_tls_redirect": True,
+                   "haproxy_extra_config": "    timeout queue 5s\n"},
+           "lb2": {**stats_balancer()["lb1"], "ansible_host": "198.51.100.11"}}
+    apps = {"app1": {"ansible_host": "198.51.100.21", "wt_instances": 3, "wt_base_port": 10000},
+            "app2": {"ansible_host": "198.51.100.22",
+                     "wt_instances": [{"prefix": "wt1-", "port": 9090}, {"prefix": "wt10-", "weight": 50}]},
+            "app3": {"ansible_host": "198.51.100.23", "wt_app_command": "/opt/wtstack/app/myapp.wt",
+                     "wt_app_artifact": str(artifact), "wt_app_extra_args": ["--threads", "4"],
+                     "wt_app_environment": {"MYAPP_DB": "postgresql://db/app"}, "wt_app_version": "1.4.2",
+                     "ansible_managed": "Managed by wtstack.fleet for {{ inventory_hostname }}"}}
+    inventory = write_inventory(tmp_path / "mixed.yml", apps, lbs)
+    checked = run_plan(inventory, tmp_path / "plan", "--check")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert not (tmp_path / "plan").exists(), "plan.yml --check wrote files"
+    plan = run_plan(inventory, tmp_path / "plan")
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    reference = subprocess.run(
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "tests/integration/plan_by_template_tasks.yml"),
+         "-e", f"plan_dir={tmp_path / 'reference'}", "-e", f"roles_dir={REPO / 'roles'}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert reference.returncode == 0, reference.stdout[-3000:]
+    planned, expected = rendered_tree(tmp_path / "plan"), rendered_tree(tmp_path / "reference")
+    assert len([name for name, (dummy, content) in expected.items() if content is not None]) == 2 * 3 + 3 * 3 + 3 + 2 + 1
+    assert planned.keys() == expected.keys()
+    assert [name for name in expected if planned[name] != expected[name]] == []
 
 
 @pytest.mark.parametrize("apps, expected", [
@@ -156,7 +198,7 @@ def test_bad_inventory_fails_before_rendering_anything(tmp_path, apps, expected)
 def test_plan_dir_is_required(tmp_path):
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0 and "-e plan_dir=" in result.stdout
 
 

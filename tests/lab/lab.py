@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The lab: a real multi-host Debian fleet on this one machine.
 
 Each host is a systemd-nspawn container booted from an overlay on a cached
@@ -367,13 +366,13 @@ def mounts_under(path: Path) -> list[str]:
 
 
 def unmount_under(path: Path) -> None:
-    for _ in range(5):
+    for dummy in range(5):
         points = mounts_under(path)
         if not points:
             return
         for point in points:
-            if subprocess.run(["umount", point], stderr=subprocess.DEVNULL).returncode != 0:
-                subprocess.run(["umount", "--lazy", point], stderr=subprocess.DEVNULL)
+            if subprocess.run(["umount", point], stderr=subprocess.DEVNULL, check=False).returncode != 0:
+                subprocess.run(["umount", "--lazy", point], stderr=subprocess.DEVNULL, check=False)
     if mounts_under(path):
         raise LabError(f"cannot unmount {', '.join(mounts_under(path))}; see `findmnt -R {path}`")
 
@@ -416,7 +415,7 @@ def locked(path: Path) -> Iterator[None]:
 def require_root() -> None:
     if os.geteuid() != 0:
         raise NotRootError("lab.py up/down must run as root (it mounts overlays and boots containers "
-                       "with systemd-nspawn); try: sudo tests/lab/lab.py ...")
+                           "with systemd-nspawn); try: sudo .venv/bin/python tests/lab/lab.py ...")
 
 
 def ensure_tools() -> None:
@@ -426,10 +425,45 @@ def ensure_tools() -> None:
     log(f"installing {' '.join(missing)} ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if subprocess.run(install, env=env).returncode != 0:
+    if subprocess.run(install, env=env, check=False).returncode != 0:
         log("apt-get install failed; running apt-get update and retrying")
         run(["apt-get", "update"], env=env)
         run(install, env=env)
+
+
+# systemd in a container holds about 8 inotify instances, all counted against root here (the
+# containers share this machine's user namespace); the kernel's default limit, 128, ends at about a
+# dozen containers, all labs on the machine together, and systemd then dies at boot with "Failed to
+# create control group inotify object: Too many open files".
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_HOST = 10
+INOTIFY_FLOOR = 1024
+
+
+def inotify_instances_in_use() -> int:
+    count = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            count += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+    return count
+
+
+def ensure_inotify_instances(hosts_to_boot: int) -> None:
+    """Raise fs.inotify.max_user_instances if booting the hosts would exceed it."""
+    if not hosts_to_boot or not INOTIFY_LIMIT.exists():
+        return
+    limit = int(INOTIFY_LIMIT.read_text())
+    needed = inotify_instances_in_use() + hosts_to_boot * INOTIFY_PER_HOST
+    if needed <= limit:
+        return
+    raised = max(INOTIFY_FLOOR, needed * 2)
+    try:
+        INOTIFY_LIMIT.write_text(f"{raised}\n")
+    except OSError as error:
+        raise LabError(f"{hosts_to_boot} more containers need about {needed} inotify instances, over the limit "
+                       f"of {limit} ({error.strerror}); raise it: sysctl -w fs.inotify.max_user_instances={raised}")
+    log(f"raised fs.inotify.max_user_instances from {limit} to {raised}: {hosts_to_boot} containers to boot "
+        f"need about {hosts_to_boot * INOTIFY_PER_HOST} more")
 
 
 # --------------------------------------------------------------------------- image cache
@@ -493,7 +527,7 @@ def build_image(rootfs: Path, recipe: dict[str, Any], certificates: dict[str, by
             build_log.write(f"\n$ {' '.join(cmd)}\n")
             build_log.flush()
             if subprocess.run(cmd, stdout=build_log, stderr=subprocess.STDOUT, env=env,
-                              preexec_fn=contain_step).returncode != 0:
+                              preexec_fn=contain_step, check=False).returncode != 0:
                 raise LabError(f"image build step failed: {' '.join(cmd)}\n--- {log_path} (tail) ---\n"
                                f"{tail(log_path)}")
 
@@ -535,7 +569,7 @@ def cgroup2_root() -> Path:
     """Where cgroup2 is mounted: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid)."""
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
-            before, _, after = line.partition(" - ")
+            before, dummy, after = line.partition(" - ")
             if after.split()[0] == "cgroup2":
                 return Path(before.split()[4])
     raise LabError("no cgroup2 hierarchy is mounted; systemd in the containers needs one "
@@ -628,7 +662,7 @@ def in_container(nspawn: int, *cmd: str, timeout: float = 10) -> subprocess.Comp
         return None
     try:
         return subprocess.run(["nsenter", f"--target={init}", "--mount", "--uts", "--ipc", "--pid", "--", *cmd],
-                              text=True, capture_output=True, timeout=timeout)
+                              text=True, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None
 
@@ -655,7 +689,7 @@ def ssh_command(address: str, *remote: str) -> list[str]:
 def ssh_ok(address: str) -> bool:
     try:
         return subprocess.run(ssh_command(address, "true"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=15).returncode == 0
+                              stderr=subprocess.DEVNULL, timeout=15, check=False).returncode == 0
     except subprocess.TimeoutExpired:
         return False
 
@@ -851,6 +885,7 @@ def command_up(fleet_path: Path, timeout: float) -> None:
                  "hosts": {host.name: previous[host.name] for host in fleet.hosts if host.name in previous}}
         booted: list[Host] = []
         boot_started = None
+        ensure_inotify_instances(sum(1 for host in fleet.hosts if not nspawn_pid(host.name)))
         for host in fleet.hosts:
             image = images[host.suite]
             spec = host_spec(host, image)
@@ -935,7 +970,7 @@ def command_status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build images if needed, boot the fleet, write .lab/inventory.yml")
     up.add_argument("--fleet", type=Path, default=DEFAULT_FLEET, help="fleet file (default: %(default)s)")

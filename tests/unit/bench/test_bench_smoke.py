@@ -29,19 +29,19 @@ def report(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, str(REPO / "bench/run.py"), "--quick", "--docs", str(out),
          "--results", str(out / "results.json"), "--workdir", str(out / "work")],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return out, json.loads((out / "results.json").read_text())
 
 
 def test_every_design_size_and_scenario_was_measured(report):
-    _, data = report
+    dummy, data = report
     measured = {(row["scenario"], row["design"], row["size"]) for row in data["summary"]}
     assert measured == {(s, d, n) for s in SCENARIOS for d in DESIGNS for n in SIZES}
 
 
 def test_every_design_served_only_200s(report):
-    _, data = report
+    dummy, data = report
     for row in data["summary"]:
         label = f"{row['scenario']} {row['design']} N={row['size']}"
         assert row["requests"] > 100, label
@@ -51,7 +51,7 @@ def test_every_design_served_only_200s(report):
 
 
 def test_sticky_requests_reached_their_instance(report):
-    _, data = report
+    dummy, data = report
     for row in data["summary"]:
         label = f"{row['scenario']} {row['design']} N={row['size']}"
         assert row["sticky_checked"] > 50, label
@@ -87,7 +87,7 @@ def test_report_and_plot_written(report):
 
 
 def test_proxy_overhead_measured_without_errors(report):
-    _, data = report
+    dummy, data = report
     proxy = data["proxy_overhead"]
     if "unavailable" in proxy:
         pytest.skip(f"proxy overhead not measured: {proxy['unavailable']}")

@@ -231,3 +231,73 @@ def test_a_bad_fleet_file_exits_2_before_touching_anything(monkeypatch, tmp_path
     bad.write_text("hosts: {lb1: {address: 10.0.0.1, groups: [haproxy]}}\n")
     assert lab.main(["up", "--fleet", str(bad)]) == 2
     assert "127.0.0.0/8" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the scale fleet
+
+_scale_spec = importlib.util.spec_from_file_location("wtstack_scale_fleet", LAB_PY.parent / "scale_fleet.py")
+scale_fleet = importlib.util.module_from_spec(_scale_spec)
+_scale_spec.loader.exec_module(scale_fleet)
+
+
+def test_the_scale_fleet_file_is_the_generators_default_output():
+    """Regenerate it with tests/lab/scale_fleet.py -o tests/lab/fleets/scale.yml rather than edit it."""
+    assert (LAB_PY.parent / "fleets/scale.yml").read_text() == scale_fleet.render()
+
+
+@pytest.mark.parametrize("app_hosts, instances", [(1, 1), (8, 3), (24, 2), (200, 16)])
+def test_a_scale_fleet_of_any_size_is_a_valid_lab_fleet(app_hosts, instances):
+    parsed = lab.parse_fleet(yaml.safe_load(scale_fleet.render(app_hosts, instances, "127.0.13.0/24")), "scale")
+    assert [(host.name, host.suite, host.groups) for host in parsed.hosts[:2]] == [
+        ("lb1", "trixie", ("haproxy",)), ("lb2", "bookworm", ("haproxy",))]
+    apps = parsed.hosts[2:]
+    assert [host.name for host in apps] == [f"app{n}" for n in range(1, app_hosts + 1)]
+    assert {host.hostvars["wt_instances"] for host in apps} == {instances}
+    assert {host.suite for host in apps} == {"trixie"}
+    assert apps[0].address == "127.0.13.11" and apps[-1].address == f"127.0.13.{10 + app_hosts}"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ((300, 2, "127.0.12.0/24"), "no room for 300 app hosts"),
+    ((2, 2, "10.0.0.0/24"), "lab hosts live in 127.0.0.0/8"),
+    ((0, 2, "127.0.12.0/24"), "at least 1"),
+])
+def test_a_scale_fleet_that_cannot_be_is_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        scale_fleet.scale_fleet(*arguments)
+
+
+# ----------------------------------------------------------------------------- inotify instances
+
+def test_the_inotify_limit_is_raised_only_when_the_hosts_to_boot_need_it(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    monkeypatch.setattr(lab, "INOTIFY_LIMIT", limit)
+    monkeypatch.setattr(lab, "inotify_instances_in_use", lambda: 60)
+    lab.ensure_inotify_instances(6)  # 60 + 60 fit under 128
+    assert limit.read_text() == "128\n"
+    lab.ensure_inotify_instances(26)  # 60 + 260 do not
+    assert int(limit.read_text()) == 1024
+    lab.ensure_inotify_instances(200)
+    assert int(limit.read_text()) == 2 * (60 + 2000)
+
+
+class ReadOnlyLimit:
+    """/proc/sys/fs/inotify/max_user_instances where it cannot be written (a container, say)."""
+
+    def exists(self):
+        return True
+
+    def read_text(self):
+        return "128\n"
+
+    def write_text(self, text):
+        raise PermissionError(13, "Permission denied")
+
+
+def test_an_inotify_limit_that_cannot_be_raised_says_how(monkeypatch):
+    monkeypatch.setattr(lab, "INOTIFY_LIMIT", ReadOnlyLimit())
+    monkeypatch.setattr(lab, "inotify_instances_in_use", lambda: 100)
+    with pytest.raises(lab.LabError, match=r"over the limit of 128 \(Permission denied\); raise it: "
+                                           r"sysctl -w fs.inotify.max_user_instances=1024"):
+        lab.ensure_inotify_instances(10)

@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+# Copyright: wtstack.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A host's Wt instances as systemd sees them, and what to do to make them what the inventory says.
+
+Plain Python with no Ansible import: plan_instances() is pure (states in, actions out), the rest
+reads and changes the host (files, systemctl) through a command runner given by the caller, so the
+wt_instances module stays thin and all of this is unit-tested without Ansible or systemd.
+
+Each instance is the unit wt@<port>.service reading its settings from <settings_dir>/<port>.env.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import grp
+import ipaddress
+import os
+import pwd
+import re
+import socket
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_state import group_name, user_name
+
+UNIT_PATTERN = re.compile(r"^wt@([0-9]+)\.service$")
+SETTINGS_PATTERN = re.compile(r"^([0-9]+)\.env$")
+# systemctl show properties read for every instance in one call.
+UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "UnitFileState", "NeedDaemonReload", "ExecMainStartTimestamp")
+# systemd's start timestamps have a resolution of a second; a file changed within the second the
+# process started counts as older, as find -newerct did in the role's earlier shell probe.
+TIMESTAMP_SLACK = 1
+
+
+def unit_name(port):
+    return f"wt@{port}.service"
+
+
+def settings_path(settings_dir, port):
+    return os.path.join(settings_dir, f"{port}.env")
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """What `systemctl show` says about one instance's unit."""
+
+    loaded: bool = False
+    active: bool = False
+    enabled: bool = False
+    needs_daemon_reload: bool = False
+    started_at: int | None = None  # unix seconds the running process started, when active
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A settings file as it is on the host (content None: there is none)."""
+
+    content: bytes | None = None
+    mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    ctime: float | None = None
+
+
+@dataclass(frozen=True)
+class KnownUnit:
+    """An instance unit this host has, wanted or not."""
+
+    active: bool = False
+    enabled: bool = False
+    has_settings: bool = False
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One instance as the inventory wants it."""
+
+    port: int
+    listen_address: str
+    settings: bytes
+
+
+@dataclass
+class Plan:
+    """What converging the instances takes, in the order it is done."""
+
+    write: list = field(default_factory=list)  # ports whose settings file is written
+    daemon_reload: bool = False
+    restart: list = field(default_factory=list)  # ports restarted one at a time, each waited for
+    start: list = field(default_factory=list)
+    enable: list = field(default_factory=list)
+    stop: list = field(default_factory=list)  # units of instances the inventory no longer has
+    disable: list = field(default_factory=list)
+    remove: list = field(default_factory=list)  # their settings files
+    reasons: dict = field(default_factory=dict)  # port -> why it restarts
+
+    @property
+    def changed(self):
+        return bool(self.write or self.daemon_reload or self.restart or self.start or self.enable
+                    or self.stop or self.disable or self.remove)
+
+    def summary(self):
+        """One line per action, as `--diff` shows it."""
+        lines = [f"write {port}.env" for port in self.write]
+        if self.daemon_reload:
+            lines.append("systemctl daemon-reload")
+        lines += [f"restart {unit_name(port)} ({self.reasons[port]})" for port in self.restart]
+        lines += [f"start {unit_name(port)}" for port in self.start]
+        lines += [f"enable {unit_name(port)}" for port in self.enable]
+        lines += [f"stop {unit}" for unit in self.stop]
+        lines += [f"disable {unit}" for unit in self.disable]
+        lines += [f"remove {path}" for path in self.remove]
+        return "".join(line + "\n" for line in lines)
+
+
+def settings_differ(current, wanted_content, mode, owner, group):
+    return (current.content != wanted_content or current.mode != mode or current.owner != owner
+            or current.group != group)
+
+
+def is_stale(unit, newest_shared_change, settings_ctime):
+    """Whether a running instance started before one of its files last changed: a run killed between
+    writing files and restarting leaves it running what the files no longer say."""
+    if not unit.active or unit.started_at is None:
+        return False
+    newest = max((value for value in (newest_shared_change, settings_ctime) if value is not None), default=None)
+    return newest is not None and newest > unit.started_at + TIMESTAMP_SLACK
+
+
+def plan_instances(wanted, units, settings, known_units, *, mode, owner, group, newest_shared_change=None,
+                   restart_all=False, restart_on_change=True, unit_file_changed=False, prune=True,
+                   settings_dir="."):
+    """Actions that make the host's instances what `wanted` says.
+
+    wanted: Wanted per instance; units: port -> UnitState; settings: port -> FileState;
+    known_units: unit name -> KnownUnit, every instance unit this host has (loaded, enabled or with a
+    settings file), of which those not wanted are stopped, disabled and their settings removed.
+    An instance restarts when its settings change, when it is older than its files, or when
+    restart_all says the application or a shared file changed (never if restart_on_change is false);
+    one that is not running is started instead; one that is not enabled is enabled."""
+    plan = Plan()
+    plan.daemon_reload = unit_file_changed or any(state.needs_daemon_reload for state in units.values())
+    for instance in wanted:
+        unit = units.get(instance.port, UnitState())
+        current = settings.get(instance.port, FileState())
+        rewritten = settings_differ(current, instance.settings, mode, owner, group)
+        if rewritten:
+            plan.write.append(instance.port)
+        if unit.active:
+            reason = None
+            if restart_all:
+                reason = "the application or a file every instance reads changed"
+            elif rewritten:
+                reason = "its settings changed"
+            elif is_stale(unit, newest_shared_change, current.ctime):
+                reason = "it started before one of its files last changed"
+            if reason and restart_on_change:
+                plan.restart.append(instance.port)
+                plan.reasons[instance.port] = reason
+        else:
+            plan.start.append(instance.port)
+        if not unit.enabled:
+            plan.enable.append(instance.port)
+    if prune:
+        wanted_units = {unit_name(instance.port) for instance in wanted}
+        for unit, state in sorted(known_units.items()):
+            if unit in wanted_units:
+                continue
+            if state.active:
+                plan.stop.append(unit)
+            if state.enabled:
+                plan.disable.append(unit)
+            path = settings_path(settings_dir, UNIT_PATTERN.match(unit).group(1))
+            if state.has_settings:
+                plan.remove.append(path)
+    return plan
+
+
+def parse_systemctl_show(text):
+    """`systemctl show -p Id -p ...` of several units: {unit id: {property: value}}."""
+    result = {}
+    for block in re.split(r"\n\s*\n", text.strip()):
+        properties = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if properties.get("Id"):
+            result[properties["Id"]] = properties
+    return result
+
+
+def unit_state(properties):
+    started = properties.get("ExecMainStartTimestamp", "")
+    active = properties.get("ActiveState") in ("active", "reloading", "activating")
+    return UnitState(
+        loaded=properties.get("LoadState") == "loaded",
+        active=active,
+        enabled=properties.get("UnitFileState") in ("enabled", "enabled-runtime"),
+        needs_daemon_reload=properties.get("NeedDaemonReload") == "yes",
+        started_at=int(started[1:]) if active and re.match(r"^@[0-9]+$", started) else None,
+    )
+
+
+def probe_address(listen_address):
+    """Where a check on the host itself reaches an instance: its address, or loopback for a wildcard."""
+    address = ipaddress.ip_address(listen_address)
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return str(address)
+
+
+# ----------------------------------------------------------------------------------- the host
+
+
+class HostError(Exception):
+    """Something on the host failed; the message says what, naming the unit or file."""
+
+
+class Host:
+    """The host's side: files and systemctl. `run(argv)` returns (rc, stdout, stderr)."""
+
+    def __init__(self, run, settings_dir):
+        self.run = run
+        self.settings_dir = settings_dir
+
+    def systemctl(self, *args, check=True):
+        rc, out, err = self.run(["systemctl", *args])
+        if check and rc != 0:
+            raise HostError(f"systemctl {' '.join(args)} failed ({rc}): {(err or out).strip()}")
+        return rc, out, err
+
+    def unit_states(self, ports):
+        if not ports:
+            return {}
+        args = ["show", "--timestamp=unix"] + [f"--property={name}" for name in UNIT_PROPERTIES]
+        dummy, out, dummy = self.systemctl(*args, *(unit_name(port) for port in ports))
+        shown = parse_systemctl_show(out)
+        return {port: unit_state(shown.get(unit_name(port), {})) for port in ports}
+
+    def known_units(self):
+        """Instance units this host has: loaded, enabled (a wants symlink) or with a settings file."""
+        names = set()
+        dummy, out, dummy = self.systemctl("list-units", "--all", "--plain", "--no-legend", "--type=service", "wt@*.service")
+        for line in out.splitlines():
+            # A failed or missing unit may come after a status bullet, even with --plain.
+            names.update(word for word in line.split()[:2] if UNIT_PATTERN.match(word))
+        for directory, dummy, files in os.walk("/etc/systemd/system"):
+            if directory.endswith(".wants"):
+                names.update(name for name in files if UNIT_PATTERN.match(name))
+        with_settings = set()
+        if os.path.isdir(self.settings_dir):
+            for name in os.listdir(self.settings_dir):
+                match = SETTINGS_PATTERN.match(name)
+                if match:
+                    with_settings.add(unit_name(match.group(1)))
+        names = {name for name in names | with_settings if UNIT_PATTERN.match(name)}
+        states = self.unit_states([int(UNIT_PATTERN.match(name).group(1)) for name in sorted(names)])
+        return {unit_name(port): KnownUnit(state.active, state.enabled, unit_name(port) in with_settings)
+                for port, state in states.items()}
+
+    def settings_state(self, port):
+        return file_state(settings_path(self.settings_dir, port))
+
+
+def file_state(path):
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return FileState()
+    if not stat.S_ISREG(info.st_mode):
+        return FileState(content=b"\0not a regular file", mode=stat.S_IMODE(info.st_mode), ctime=info.st_ctime)
+    with open(path, "rb") as handle:
+        content = handle.read()
+    return FileState(content, stat.S_IMODE(info.st_mode), user_name(info.st_uid), group_name(info.st_gid), info.st_ctime)
+
+
+def newest_change(files, trees):
+    """The latest ctime among `files` and the entries of `trees` ({path, depth, name}: like
+    find PATH -maxdepth DEPTH -name NAME, without following symbolic links); None if none exists."""
+    newest = None
+
+    def see(path):
+        nonlocal newest
+        try:
+            ctime = os.lstat(path).st_ctime
+        except OSError:
+            return
+        newest = ctime if newest is None else max(newest, ctime)
+
+    for path in files:
+        see(path)
+    for tree in trees:
+        root, depth, pattern = tree["path"], int(tree["depth"]), tree["name"]
+        if fnmatch.fnmatchcase(os.path.basename(root.rstrip("/")) or "/", pattern):
+            see(root)
+        base = root.rstrip("/").count("/")
+        for directory, directories, names in os.walk(root):
+            level = directory.rstrip("/").count("/") - base + 1
+            if level > depth:
+                directories[:] = []
+                continue
+            for name in directories + names:
+                if fnmatch.fnmatchcase(name, pattern):
+                    see(os.path.join(directory, name))
+            if level >= depth:
+                directories[:] = []
+    return newest
+
+
+def write_file(path, content, mode, owner, group):
+    """Replace `path` in one rename with `content`, owned by owner:group with `mode`."""
+    try:
+        uid, gid = pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError as error:
+        raise HostError(f"cannot write {path}: no such user or group ({error})") from None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".wtstack-")
+    except OSError as error:
+        raise HostError(f"cannot write {path}: {error.strerror} ({os.path.dirname(path)})") from None
+    try:
+        with os.fdopen(handle, "wb") as output:
+            output.write(content)
+        os.chown(temporary, uid, gid)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise HostError(f"cannot write {path}: {error.strerror}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def remove_file(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise HostError(f"cannot remove {path}: {error.strerror}") from None
+
+
+def wait_listening(address, port, timeout, interval=0.1, clock=time.monotonic, sleep=time.sleep):
+    """True once something accepts TCP connections on address:port, False after `timeout` seconds."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=min(1.0, max(timeout, 0.1))).close()
+            return True
+        except OSError:
+            if clock() >= deadline:
+                return False
+            sleep(interval)

@@ -1,0 +1,295 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wtstack.fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: wt_instances
+short_description: Converge a host's Wt instances (settings files and systemd units) in one step
+description:
+  - Makes every instance of O(instances) what it should be, in one invocation whatever their number -
+    its settings file C(<settings_dir>/<port>.env) holds O(instances[].settings) with the given owner,
+    group and mode, and its unit C(wt@<port>.service) is enabled and running.
+  - An instance that is running is restarted when its settings change, when its process started
+    before one of its files last changed (O(runtime_files), O(runtime_trees), its settings file; so a
+    run killed between writing the files and restarting is finished by the next one), or when
+    O(restart_all) is true; never when O(restart_on_change) is false. Restarts go one instance at a
+    time, each waited for until it accepts connections again (at most O(restart_timeout) seconds), so
+    a host never has all its instances down at once and a new version that does not start stops the
+    run after the first instance.
+  - An instance that is not running is started; one that is not enabled is enabled. systemd is
+    reloaded first when O(unit_file_changed) or when it reports a unit changed on disk.
+  - With O(prune), every other instance this host has (a loaded C(wt@<port>.service), an enabled one,
+    or a settings file) is stopped and disabled, and its settings file removed.
+  - Reads all units with one C(systemctl show); needs systemd 248 or later (Debian 12 and 13).
+version_added: 0.2.0
+author:
+  - wtstack.fleet contributors (@wtstack)
+options:
+  instances:
+    description: The instances this host runs.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      port:
+        description: The instance's port; its unit is C(wt@<port>.service).
+        type: int
+        required: true
+      listen_address:
+        description: The address it listens on (checked after a restart; a wildcard is checked on loopback).
+        type: str
+        required: true
+      settings:
+        description: The content of its settings file.
+        type: str
+        required: true
+  settings_dir:
+    description: Directory of the settings files. It must exist (except in check mode).
+    type: path
+    required: true
+  settings_owner:
+    description: Owner of the settings files.
+    type: str
+    default: root
+  settings_group:
+    description: Group of the settings files.
+    type: str
+    default: root
+  settings_mode:
+    description: Octal mode of the settings files.
+    type: raw
+    default: "0644"
+  restart_all:
+    description: Restart every running instance (the application or a file every instance reads changed).
+    type: bool
+    default: false
+  restart_on_change:
+    description: Restart instances at all; false leaves running instances alone (a rolling restart follows).
+    type: bool
+    default: true
+  unit_file_changed:
+    description: The template unit C(wt@.service) was changed by this run; systemd is reloaded first.
+    type: bool
+    default: false
+  runtime_files:
+    description: Files every instance runs with; an instance started before one of them changed is restarted.
+    type: list
+    elements: path
+    default: []
+  runtime_trees:
+    description:
+      - Directory trees every instance runs with, searched like C(find PATH -maxdepth DEPTH -name NAME)
+        for entries that changed after an instance started.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The tree's root.
+        type: path
+        required: true
+      depth:
+        description: How deep to search.
+        type: int
+        required: true
+      name:
+        description: Shell pattern of the entries that count.
+        type: str
+        default: "*"
+  prune:
+    description: Stop, disable and remove the instances this host has that are not in O(instances).
+    type: bool
+    default: true
+  restart_timeout:
+    description: Seconds a restarted instance has to accept connections before the module fails.
+    type: float
+    default: 30
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reads everything and reports what it would write, restart, start, enable, stop and remove.
+  diff_mode:
+    support: full
+    details: The settings files' changes, and one line per unit action.
+  platform:
+    platforms: posix
+seealso:
+  - module: ansible.builtin.systemd_service
+"""
+
+EXAMPLES = r"""
+- name: Converge this host's instances
+  wtstack.fleet.wt_instances:
+    instances:
+      - {port: 9090, listen_address: 198.51.100.21, settings: "WT_HTTP_PORT=9090\n"}
+      - {port: 9091, listen_address: 198.51.100.21, settings: "WT_HTTP_PORT=9091\n"}
+    settings_dir: /etc/wtstack/wt/instances
+    runtime_files: [/etc/systemd/system/wt@.service, /etc/wtstack/wt/app.env]
+    restart_all: "{{ shared_files is changed }}"
+"""
+
+RETURN = r"""
+written:
+  description: Ports whose settings file was written (or would be, in check mode).
+  returned: always
+  type: list
+  elements: int
+restarted:
+  description: Units restarted, in order.
+  returned: always
+  type: list
+  elements: str
+started:
+  description: Units started.
+  returned: always
+  type: list
+  elements: str
+enabled:
+  description: Units enabled.
+  returned: always
+  type: list
+  elements: str
+stopped:
+  description: Units of removed instances stopped.
+  returned: always
+  type: list
+  elements: str
+disabled:
+  description: Units of removed instances disabled.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Settings files of removed instances deleted.
+  returned: always
+  type: list
+  elements: str
+daemon_reloaded:
+  description: Whether systemd was reloaded.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import (
+    Host,
+    HostError,
+    Wanted,
+    newest_change,
+    plan_instances,
+    probe_address,
+    remove_file,
+    settings_path,
+    unit_name,
+    wait_listening,
+    write_file,
+)
+
+
+def parse_mode(module, value):
+    try:
+        return int(value, 8) if isinstance(value, str) else int(value)
+    except ValueError:
+        module.fail_json(msg=f"settings_mode: {value!r} is not an octal file mode such as '0644'")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            instances=dict(type="list", elements="dict", required=True, options=dict(
+                port=dict(type="int", required=True),
+                listen_address=dict(type="str", required=True),
+                settings=dict(type="str", required=True),
+            )),
+            settings_dir=dict(type="path", required=True),
+            settings_owner=dict(type="str", default="root"),
+            settings_group=dict(type="str", default="root"),
+            settings_mode=dict(type="raw", default="0644"),
+            restart_all=dict(type="bool", default=False),
+            restart_on_change=dict(type="bool", default=True),
+            unit_file_changed=dict(type="bool", default=False),
+            runtime_files=dict(type="list", elements="path", default=[]),
+            runtime_trees=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="path", required=True),
+                depth=dict(type="int", required=True),
+                name=dict(type="str", default="*"),
+            )),
+            prune=dict(type="bool", default=True),
+            restart_timeout=dict(type="float", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    settings_dir = params["settings_dir"]
+    mode = parse_mode(module, params["settings_mode"])
+    owner, group = params["settings_owner"], params["settings_group"]
+    wanted = [Wanted(item["port"], item["listen_address"], to_bytes(item["settings"])) for item in params["instances"]]
+    ports = [instance.port for instance in wanted]
+    if len(set(ports)) != len(ports):
+        module.fail_json(msg=f"instances: a port is listed twice: {sorted(ports)}")
+    host = Host(module.run_command, settings_dir)
+    result = dict(changed=False, written=[], restarted=[], started=[], enabled=[], stopped=[], disabled=[],
+                  removed=[], daemon_reloaded=False)
+    settings = {port: host.settings_state(port) for port in ports}
+    try:
+        plan = plan_instances(
+            wanted, host.unit_states(ports), settings, host.known_units() if params["prune"] else {},
+            mode=mode, owner=owner, group=group,
+            newest_shared_change=newest_change(params["runtime_files"], params["runtime_trees"]),
+            restart_all=params["restart_all"], restart_on_change=params["restart_on_change"],
+            unit_file_changed=params["unit_file_changed"], prune=params["prune"], settings_dir=settings_dir)
+    except HostError as error:
+        module.fail_json(msg=str(error), **result)
+    by_port = {instance.port: instance for instance in wanted}
+    if module._diff and plan.changed:
+        result["diff"] = [dict(before_header=settings_path(settings_dir, port),
+                               after_header=settings_path(settings_dir, port),
+                               before=(settings[port].content or b"").decode("utf-8", "replace"),
+                               after=by_port[port].settings.decode("utf-8", "replace")) for port in plan.write]
+        result["diff"].append(dict(prepared=plan.summary()))
+    result.update(changed=plan.changed, written=plan.write, daemon_reloaded=plan.daemon_reload,
+                  restarted=[unit_name(port) for port in plan.restart],
+                  started=[unit_name(port) for port in plan.start],
+                  enabled=[unit_name(port) for port in plan.enable],
+                  stopped=plan.stop, disabled=plan.disable, removed=plan.remove)
+    if module.check_mode or not plan.changed:
+        module.exit_json(**result)
+
+    addresses = {port: probe_address(instance.listen_address) for port, instance in by_port.items()}
+    try:
+        for port in plan.write:
+            write_file(settings_path(settings_dir, port), by_port[port].settings, mode, owner, group)
+        if plan.daemon_reload:
+            host.systemctl("daemon-reload")
+        for done, port in enumerate(plan.restart):
+            host.systemctl("restart", unit_name(port))
+            if not wait_listening(addresses[port], port, params["restart_timeout"]):
+                left = [unit_name(other) for other in plan.restart[done + 1:]]
+                raise HostError(
+                    f"{unit_name(port)} was restarted but accepts no connection on {addresses[port]}:{port} after "
+                    f"{params['restart_timeout']:g} s; see `journalctl -u {unit_name(port)}`. "
+                    + (f"Not restarted, so still running as before: {', '.join(left)}." if left else ""))
+        if plan.start:
+            host.systemctl("start", *(unit_name(port) for port in plan.start))
+        if plan.enable:
+            host.systemctl("enable", *(unit_name(port) for port in plan.enable))
+        if plan.stop:
+            host.systemctl("stop", *plan.stop)
+        if plan.disable:
+            host.systemctl("disable", *plan.disable)
+        for path in plan.remove:
+            remove_file(path)
+    except HostError as error:
+        module.fail_json(msg=str(error), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
