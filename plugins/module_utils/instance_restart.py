@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 # What systemd says about a unit that did not come back, in one `systemctl show` for all of them.
 EXPLAIN_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
 JOURNAL_LINES = 5
+JOURNAL_READ = 200  # lines read back to find JOURNAL_LINES that are not access log
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def explain(unit, properties, journal_tail):
             words.append(f"result {properties['Result']}, exit status {properties.get('ExecMainStatus', '?')}")
         if properties.get("NRestarts") not in (None, "", "0"):
             words.append(f"restarted {properties['NRestarts']} time(s) by systemd")
-    lines = [line for line in journal_tail.splitlines() if line.strip()]
+    # Wt's access log would fill the tail with the probes themselves.
+    lines = [line for line in journal_tail.splitlines() if line.strip() and "[access]" not in line]
     if lines:
         words.append("last log: " + " | ".join(lines[-JOURNAL_LINES:]))
     return "; ".join(words)
@@ -131,7 +133,7 @@ def restart(run, instances, path, timeout, interval, check=probe, clock=time.mon
         if not healthy:
             if restart_error:
                 reason += f"; systemctl restart failed: {restart_error}"
-            dummy, tail, dummy2 = run(["journalctl", "--no-pager", "-o", "cat", "-n", str(JOURNAL_LINES),
+            dummy, tail, dummy2 = run(["journalctl", "--no-pager", "-o", "cat", "-n", str(JOURNAL_READ),
                                        "-u", instance["unit"]])
             why = explain(instance["unit"], details.get(instance["unit"]), tail)
             if why:
