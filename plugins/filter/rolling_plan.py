@@ -89,6 +89,11 @@ options:
     description: Instances that already run the target of an upgrade (left alone).
     type: list
     elements: str
+  rollback_of:
+    description:
+      - The state of a stopped upgrade. The plan is then the rollback's, V(rollback) of each instance the
+        upgrade moved to the release it ran before, batch by batch, with O(params)'s limits and no canary.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -140,13 +145,16 @@ _value:
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.wtstack.fleet.plugins.module_utils.rolling import RollingError, plan
+from ansible_collections.wtstack.fleet.plugins.module_utils.rolling import RollingError, plan, plan_rollback
 
 
-def rolling_plan(topology, params, now, play_hosts=None, journals=None, info=None, current=None):
+def rolling_plan(topology, params, now, play_hosts=None, journals=None, info=None, current=None, rollback_of=None):
     if not isinstance(topology, Mapping) or "instances" not in topology or not isinstance(params, Mapping):
         raise AnsibleFilterError("rolling_plan expects `wtstack_topology | wtstack.fleet.rolling_plan(params, now)`")
     try:
+        if rollback_of is not None:
+            return plan_rollback(list(topology["instances"]), dict(rollback_of), dict(params), float(now),
+                                 play_hosts=play_hosts, info=info or [])
         return plan(list(topology["instances"]), dict(params), float(now), play_hosts=play_hosts,
                     journals=journals or [], info=info or [], current=current or [])
     except RollingError as error:

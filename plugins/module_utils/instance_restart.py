@@ -10,8 +10,16 @@ health probe and the clock can be replaced, so all of it is unit-tested without 
 from __future__ import annotations
 
 import http.client
+import os
 import time
 from dataclasses import asdict, dataclass
+
+from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import (
+    HostError,
+    parse_systemctl_show,
+    release_links,
+    write_link,
+)
 
 # What systemd says about a unit that did not come back, in one `systemctl show` for all of them.
 EXPLAIN_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
@@ -27,6 +35,8 @@ class Outcome:
     healthy: bool
     seconds: float
     reason: str
+    release: str | None = None           # the release it runs now, with releases
+    previous_release: str | None = None  # the one it ran before the restart
 
     def as_dict(self):
         return asdict(self)
@@ -74,19 +84,25 @@ def wait_healthy(instances, path, timeout, interval, check=probe, clock=time.mon
     return results
 
 
-def parse_systemctl_show(text):
-    """{Id: {property: value}} from `systemctl show -p ... UNIT...` (one block per unit)."""
-    units, current = {}, {}
-    for line in text.splitlines() + [""]:
-        if not line.strip():
-            if current.get("Id"):
-                units[current["Id"]] = current
-            current = {}
+def move_to_releases(instances, links_dir, releases_dir):
+    """Links each instance that names a ``release`` to it; {server: (previous release, error or None)}.
+    An instance whose release is not installed is not touched: it fails with a reason."""
+    moved = {}
+    wanted = [instance for instance in instances if instance.get("release")]
+    links = release_links(links_dir, releases_dir, [int(instance["port"]) for instance in wanted])
+    for instance in wanted:
+        previous = links[int(instance["port"])].release
+        if not os.path.isdir(os.path.join(releases_dir, instance["release"])):
+            moved[instance["server"]] = (previous, f"release {instance['release']} is not installed in {releases_dir}; "
+                                                   "playbooks/rolling_upgrade.yml installs it before it rolls")
             continue
-        key, sep, value = line.partition("=")
-        if sep:
-            current[key] = value
-    return units
+        try:
+            write_link(links_dir, instance["port"], releases_dir, instance["release"])
+        except HostError as error:
+            moved[instance["server"]] = (previous, str(error))
+            continue
+        moved[instance["server"]] = (previous, None)
+    return moved
 
 
 def explain(unit, properties, journal_tail):
@@ -106,16 +122,27 @@ def explain(unit, properties, journal_tail):
     return "; ".join(words)
 
 
-def restart(run, instances, path, timeout, interval, check=probe, clock=time.monotonic, sleep=time.sleep):
+def restart(run, instances, path, timeout, interval, check=probe, clock=time.monotonic, sleep=time.sleep,
+            links_dir=None, releases_dir=None):
     """Restarts every unit of ``instances`` with one systemctl call (systemd runs the jobs in
     parallel), then waits for each; a list of Outcome, with systemd's and the journal's words for
-    an instance that did not come back.
+    an instance that did not come back. An instance that names a ``release`` is moved to it first
+    (its link), and the outcome says which release it ran before.
 
     ``run(argv)`` returns (rc, stdout, stderr).
     """
+    if not instances:
+        return []
+    order = {instance["server"]: index for index, instance in enumerate(instances)}
+    moved = move_to_releases(instances, links_dir, releases_dir) if links_dir else {}
+    refused = {server: error for server, (dummy, error) in moved.items() if error}
+    outcomes = [Outcome(instance["server"], int(instance["port"]), instance["unit"], False, 0.0, refused[instance["server"]],
+                        moved[instance["server"]][0], moved[instance["server"]][0])
+                for instance in instances if instance["server"] in refused]
+    instances = [instance for instance in instances if instance["server"] not in refused]
     units = [instance["unit"] for instance in instances]
     if not units:
-        return []
+        return outcomes
     started = clock()
     rc, dummy, err = run(["systemctl", "restart", *units])
     restart_error = err.strip() if rc != 0 else ""
@@ -125,7 +152,6 @@ def restart(run, instances, path, timeout, interval, check=probe, clock=time.mon
     if failing:
         rc, out, dummy = run(["systemctl", "show", "--no-pager", "-p", ",".join(EXPLAIN_PROPERTIES), *failing])
         details = parse_systemctl_show(out) if rc == 0 else {}
-    outcomes = []
     for instance in instances:
         healthy, seconds, answer = answers[instance["server"]]
         reason = f"answered {path} after {seconds:g} s" if healthy else (
@@ -138,5 +164,7 @@ def restart(run, instances, path, timeout, interval, check=probe, clock=time.mon
             why = explain(instance["unit"], details.get(instance["unit"]), tail)
             if why:
                 reason += f"; {why}"
-        outcomes.append(Outcome(instance["server"], int(instance["port"]), instance["unit"], healthy, seconds, reason))
-    return outcomes
+        previous = moved.get(instance["server"], (None, None))[0]
+        outcomes.append(Outcome(instance["server"], int(instance["port"]), instance["unit"], healthy, seconds, reason,
+                                instance.get("release") or previous, previous))
+    return sorted(outcomes, key=lambda outcome: order[outcome.server])

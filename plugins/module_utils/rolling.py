@@ -214,6 +214,8 @@ def start_roll(instances, params, now, play_hosts=None, journal=None, unavailabl
     max_failed, deadline (seconds, 0 for none), pause_after_canary. ``journal``: the merged journal
     of the load balancers. ``unavailable``: instances out of rotation on some balancer now.
     ``current``: for an upgrade, the instances already running the target (they have nothing to do).
+    An upgrade moves every instance to ``target``; a rollback, each of ``params["releases"]``
+    ({server: release}) to its own.
     """
     kind = params.get("kind", "restart")
     if kind not in KINDS:
@@ -228,7 +230,10 @@ def start_roll(instances, params, now, play_hosts=None, journal=None, unavailabl
     pause = float(params.get("pause_after_canary") or 0)
     if pause < 0:
         raise RollingError(f"rolling_pause_after_canary: {params.get('pause_after_canary')!r} must be 0 or more seconds")
-    members = {member["server"]: member for member in selected}
+    releases = dict(params.get("releases") or {})
+    if kind == "upgrade" and not releases:
+        releases = {member["server"]: target for member in selected}
+    members = {member["server"]: dict(member, release=releases.get(member["server"])) for member in selected}
     host_sizes = {}
     for instance in instances:
         host_sizes[instance["host"]] = host_sizes.get(instance["host"], 0) + 1
@@ -535,8 +540,10 @@ def advance(state, step, results, now):
         restart_on = {}
         for server in going:
             member = state["members"][server]
-            restart_on.setdefault(member["host"], []).append(
-                {"server": server, "port": member["port"], "address": member["address"], "unit": member["unit"]})
+            item = {"server": server, "port": member["port"], "address": member["address"], "unit": member["unit"]}
+            if member.get("release"):
+                item["release"] = member["release"]
+            restart_on.setdefault(member["host"], []).append(item)
         return dict(state, batch_failed=failed, batch_cut=cut, restart_on=restart_on, bring_up=[], make_ready=[])
     if step == "restart":
         reported = {}
@@ -640,3 +647,25 @@ def plan_lines(state):
         label = "canary" if number == 1 and state["canary"] else f"batch {number}"
         lines.append(f"  {label}: {', '.join(batch)}")
     return lines
+
+
+def rollback_params(state, params):
+    """The parameters of the roll that moves back what a stopped upgrade moved, each instance to the
+    release it ran before (the journal's ``from``); instances that had none (a host from before
+    releases) cannot go back and are left where they are."""
+    back = {server: release for server, release in state["previous"].items()
+            if release and (server in state["rolled"] or server in state["failed"])}
+    targets = sorted(set(back.values()))
+    return dict(params, kind="rollback", servers=sorted(back), releases=back, canary=0, deadline=0, resume=False,
+                target=", ".join(targets) if targets else None)
+
+
+def plan_rollback(instances, state, params, now, play_hosts=None, info=()):
+    """The rollback's state, or one with nothing to do when the upgrade moved nothing back-able."""
+    back = rollback_params(state, params)
+    if not back["servers"]:
+        empty = start_roll(instances, dict(back, servers=None), now, play_hosts=[], roll_id=f"{state['id']}-rollback")
+        return describe(dict(empty, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
+                             make_ready=[], keep_out=[], watch=[], plan=["rollback: nothing the upgrade moved can go "
+                                                                          "back (no previous release recorded)"]), now)
+    return plan(instances, back, now, play_hosts=play_hosts, info=info, roll_id=f"{state['id']}-rollback")

@@ -16,6 +16,10 @@ description:
     systemd says of its unit (state, result, exit status, automatic restarts) and its last log lines.
     The module fails when any did not come back, naming them in RV(failed_instances), so a playbook
     can go on with the others (C(failed_when) on that list).
+  - An instance that names a O(instances[].release) is first moved to it - its link
+    C(<links_dir>/<port>) is pointed at C(<releases_dir>/<release>), as the C(wtstack.fleet.wt_app) role
+    lays releases out - and the result says which release it ran before. An instance whose release is
+    not installed is not touched and counts as not come back.
   - Used by the C(wtstack.fleet.rolling_restart) role on the hosts of a batch, after every load
     balancer took the batch out of rotation. It never touches a load balancer.
 version_added: 0.3.0
@@ -44,6 +48,17 @@ options:
         description: Its systemd unit.
         type: str
         required: true
+      release:
+        description: The release to move it to before the restart (needs O(links_dir) and O(releases_dir)).
+        type: str
+  links_dir:
+    description: Where each instance's link to its release is (C(<links_dir>/<port>)).
+    type: path
+    default: /opt/wtstack/instances
+  releases_dir:
+    description: Where the releases are installed, one directory each.
+    type: path
+    default: /opt/wtstack/releases
   health_path:
     description: The health URL's path; it must answer 200 without creating a Wt session.
     type: str
@@ -79,6 +94,11 @@ EXAMPLES = r"""
     timeout: 60
   register: restarted
   failed_when: false
+
+- name: Move one to release 2.0 (installed by the wt_app role) and restart it
+  wtstack.fleet.wt_restart:
+    instances:
+      - {server: app1-9090, port: 9090, address: 10.0.0.21, unit: wt@9090.service, release: "2.0"}
 """
 
 RETURN = r"""
@@ -103,6 +123,12 @@ instances:
     seconds:
       description: Seconds from the restart until it answered (or until the timeout).
       type: float
+    release:
+      description: The release it runs now (null without releases).
+      type: str
+    previous_release:
+      description: The release it ran before this restart (null without releases, or without a link before).
+      type: str
     reason:
       description: What happened, with systemd's and the log's words for an instance that did not come back.
       type: str
@@ -127,7 +153,10 @@ def main():
                 port=dict(type="int", required=True),
                 address=dict(type="str", required=True),
                 unit=dict(type="str", required=True),
+                release=dict(type="str"),
             )),
+            links_dir=dict(type="path", default="/opt/wtstack/instances"),
+            releases_dir=dict(type="path", default="/opt/wtstack/releases"),
             health_path=dict(type="str", default="/health"),
             timeout=dict(type="float", default=60),
             interval=dict(type="float", default=0.25),
@@ -140,13 +169,17 @@ def main():
     if module.check_mode:
         module.exit_json(changed=bool(instances), failed_instances=[], instances=[
             dict(server=item["server"], port=item["port"], unit=item["unit"], healthy=False, seconds=0.0,
-                 reason="would be restarted (check mode)") for item in instances])
+                 release=item.get("release"), previous_release=None,
+                 reason="would be restarted" + (f" on release {item['release']}" if item.get("release") else "")
+                 + " (check mode)") for item in instances])
 
     def run(argv):
         return module.run_command(argv, check_rc=False)
 
+    moves = any(item.get("release") for item in instances)
     outcomes = restart(run, instances, module.params["health_path"], module.params["timeout"],
-                       module.params["interval"])
+                       module.params["interval"], links_dir=module.params["links_dir"] if moves else None,
+                       releases_dir=module.params["releases_dir"])
     failed = [outcome.server for outcome in outcomes if not outcome.healthy]
     result = dict(changed=bool(outcomes), instances=[outcome.as_dict() for outcome in outcomes],
                   failed_instances=failed)

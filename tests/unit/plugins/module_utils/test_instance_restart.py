@@ -1,5 +1,6 @@
 """Restarting a host's instances at once and waiting for their health URLs, without systemd."""
 
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -114,3 +115,22 @@ def test_probe_over_http(health_server):
     assert ir.probe("127.0.0.1", health_server, "/nope") == (False, "HTTP 404")
     healthy, answer = ir.probe("127.0.0.1", 1, "/health", timeout=1)
     assert not healthy and answer.startswith("ConnectionRefusedError")
+
+
+def test_instances_move_to_their_release_before_the_restart_and_say_which_they_ran(tmp_path):
+    releases, links = tmp_path / "releases", tmp_path / "instances"
+    for release in ("1.0", "2.0"):
+        (releases / release).mkdir(parents=True)
+    links.mkdir()
+    (links / "9090").symlink_to(releases / "1.0")
+    check, clock = answers({9090: 0.0, 9092: 0.0, 9094: 0.0})
+    host = Host()
+    moving = [dict(INSTANCES[0], release="2.0"), dict(INSTANCES[1], release="3.0"),
+              {"server": "app1-9094", "port": 9094, "address": "10.0.0.1", "unit": "wt@9094.service"}]
+    outcomes = ir.restart(host, moving, "/health", 3, 0.5, check, clock, clock.sleep,
+                          links_dir=str(links), releases_dir=str(releases))
+    assert [(o.server, o.healthy, o.release, o.previous_release) for o in outcomes] == [
+        ("app1-9090", True, "2.0", "1.0"), ("app1-9092", False, None, None), ("app1-9094", True, None, None)]
+    assert outcomes[1].reason.startswith("release 3.0 is not installed in ")
+    assert os.readlink(links / "9090") == str(releases / "2.0") and not (links / "9092").exists()
+    assert host.commands[0] == ["systemctl", "restart", "wt@9090.service", "wt@9094.service"]
