@@ -303,3 +303,122 @@ def test_summary_table_counts_rolled_failed_cut_and_duration():
 
 def test_durations():
     assert [rolling.duration(s) for s in (0, 59.4, 61, 3600, 3725)] == ["0s", "59s", "1m01s", "1h00m", "1h02m"]
+
+
+# --- a batch step by step, from what the modules returned ---------------------------------------
+
+def lb_result(lb, servers, failed=(), scur=0, reason="no request in flight or queued"):
+    """A haproxy_server result with `servers:` as a carrier host registered it (one loop item)."""
+    return {"lb": lb, "changed": True, "failed": bool(failed), "failed_servers": list(failed),
+            "servers": [{"server": server, "after": {"scur": scur},
+                         "wait": {"reached": server not in failed,
+                                  "reason": reason if server not in failed else "timed out after 30 s: 2 request(s)"}}
+                        for server in servers]}
+
+
+def carried(*results):
+    return {"changed": True, "results": list(results), "msg": "All items completed"}
+
+
+SKIPPED = {"skipped": True, "results": []}
+
+
+def test_a_batch_goes_out_restarts_comes_up_and_back_in_rotation():
+    state = rolling.plan(fleet(3, 3), {"kind": "restart", "max_unavailable": 2, "canary": 0}, 0)
+    assert state["batch"] == ["app1-9090", "app2-9090"] and state["progress"].startswith("restart batch 1 of 3")
+    state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"], scur=1)),
+                                           carried(lb_result("lb2", state["batch"], scur=2)), SKIPPED], 1)
+    assert state["restart_on"] == {
+        "app1": [{"server": "app1-9090", "port": 9090, "address": "10.0.0.1", "unit": "wt@9090.service"}],
+        "app2": [{"server": "app2-9090", "port": 9090, "address": "10.0.0.2", "unit": "wt@9090.service"}]}
+    restarts = {"app1": {"instances": [{"server": "app1-9090", "healthy": True}]},
+                "app2": {"instances": [{"server": "app2-9090", "healthy": True}]}, "app3": {"skipped": True}}
+    state = rolling.advance(state, "restart", restarts, 5)
+    assert state["bring_up"] == ["app1-9090", "app2-9090"]
+    state = rolling.advance(state, "up", [carried(lb_result("lb1", state["bring_up"]))], 8)
+    assert state["make_ready"] == ["app1-9090", "app2-9090"] and state["keep_out"] == []
+    state = rolling.advance(state, "done", [carried(lb_result("lb1", state["make_ready"]))], 9)
+    assert state["rolled"] == ["app1-9090", "app2-9090"] and state["cut"] == 6
+    assert state["batch"] == ["app1-9091", "app2-9091"] and state["journal"]["rolled"] == {
+        "app1-9090": {"from": None}, "app2-9090": {"from": None}}
+
+
+def test_an_instance_failing_a_step_goes_no_further_and_stays_out():
+    state = rolling.plan(fleet(3, 3), {"kind": "restart", "max_unavailable": 2, "canary": 0, "max_failed": 3}, 0)
+    state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"], failed=["app2-9090"]))], 1)
+    assert list(state["restart_on"]) == ["app1"]
+    assert state["batch_failed"] == {"app2-9090": "requests still in flight on lb1: timed out after 30 s: 2 request(s)"}
+    state = rolling.advance(state, "restart", {"app1": {"failed": True, "unreachable": True, "msg": "ssh: timed out"}}, 2)
+    assert state["bring_up"] == []
+    assert state["batch_failed"]["app1-9090"] == "app1 did not report the restart: ssh: timed out"
+    state = rolling.advance(state, "up", [], 3)
+    assert state["keep_out"] == ["app1-9090", "app2-9090"]
+    state = rolling.advance(state, "done", [], 4)
+    assert sorted(state["failed"]) == ["app1-9090", "app2-9090"] and state["out"] == ["app1-9090", "app2-9090"]
+    # Two failed instances out of rotation use up rolling_max_unavailable: the floor stops the roll.
+    assert state["stopped"]["why"] == "capacity"
+
+
+def test_a_balancer_that_fails_takes_the_whole_batch_with_it():
+    state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "canary": 0}, 0)
+    state = rolling.advance(state, "out", [carried({"lb": "lb2", "failed": True,
+                                                    "msg": "HAProxy runtime socket /run/haproxy/admin.sock does not exist"})], 1)
+    assert state["restart_on"] == {}
+    assert set(state["batch_failed"]) == {"app1-9090", "app2-9090"}
+    assert state["batch_failed"]["app1-9090"].startswith("lb2: HAProxy runtime socket")
+
+
+def test_the_canary_watch_stops_the_roll_and_keeps_the_canary_out():
+    state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "pause_after_canary": 60}, 0)
+    state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"]))], 1)
+    state = rolling.advance(state, "restart", {"app1": {"instances": [{"server": "app1-9090", "healthy": True}]}}, 2)
+    state = rolling.advance(state, "up", [carried(lb_result("lb1", state["bring_up"]))], 3)
+    state = rolling.advance(state, "done", [carried(lb_result("lb1", state["make_ready"]))], 4)
+    assert state["watch"] == ["app1-9090"] and state["batch"]
+    watched = {"lb": "lb1", "failed": True, "failed_servers": ["app1-9090"], "servers": [
+        {"server": "app1-9090", "wait": {"reached": False, "reason": "was up for 12.0 s, then: status DOWN"}}]}
+    state = rolling.advance(state, "watch", [carried(watched)], 20)
+    assert state["stopped"]["why"] == "canary" and state["keep_out"] == ["app1-9090"] and state["batch"] == []
+    assert "did not stay up on lb1: was up for 12.0 s" in state["stopped"]["reason"]
+    assert state["hint"].startswith("Instances left out of rotation (maint), which is safe: app1-9090.")
+
+
+def test_an_upgrade_moves_each_instance_to_its_release_and_a_rollback_back_to_the_one_before():
+    state = rolling.plan(fleet(2, 2), {"kind": "upgrade", "target": "2.0", "max_unavailable": 2}, 0,
+                         current=["app2-9091"])
+    assert state["skipped_current"] == ["app2-9091"] and state["selected"] == 4
+    state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"]))], 1)
+    assert state["restart_on"]["app1"][0]["release"] == "2.0"
+    failed = {"app1": {"instances": [{"server": "app1-9090", "healthy": False, "reason": "exit status 1",
+                                      "previous_release": "1.0"}]}}
+    state = rolling.advance(state, "restart", failed, 2)
+    state = rolling.advance(rolling.advance(state, "up", [], 3), "done", [], 4)
+    assert state["stopped"]["why"] == "canary" and state["previous"] == {"app1-9090": "1.0"}
+
+    back = rolling.plan_rollback(fleet(2, 2), state, {"max_unavailable": 2}, 5)
+    assert (back["kind"], back["target"], back["batch"], back["canary"]) == ("rollback", "1.0", ["app1-9090"], 0)
+    assert back["summary"][0] == "Rollback to 1.0: complete" or back["summary"][0].startswith("Rollback to 1.0")
+    back = rolling.advance(back, "out", [], 6)
+    assert back["restart_on"]["app1"][0]["release"] == "1.0"
+
+
+def test_nothing_to_roll_back_when_no_previous_release_was_recorded():
+    state = rolling.plan(fleet(2), {"kind": "upgrade", "target": "2.0"}, 0)
+    state = rolling.stop(state, "canary", "x")
+    back = rolling.plan_rollback(fleet(2), state, {}, 1)
+    assert back["batch"] == [] and back["plan"][0].startswith("rollback: nothing the upgrade moved can go back")
+
+
+def test_instances_out_of_rotation_on_any_balancer_count_as_unavailable():
+    row = {"backend": "wt", "own_backend": "wt.x", "admin_state": "ready", "operational_state": "running"}
+    info = [carried({"lb": "lb1", "servers": [dict(row, server="a"), dict(row, server="b", admin_state="drain"),
+                                              {"backend": "static", "server": "c", "admin_state": "maint"}]}),
+            carried({"lb": "lb2", "servers": [dict(row, server="a", operational_state="stopped"),
+                                              dict(row, server="d")]})]
+    assert rolling.unavailable_servers(info) == ["a", "b"]
+
+
+def test_results_of_loops_skips_and_hosts_are_flattened():
+    found = rolling.ansible_results({"h1": carried({"x": 1}, {"skipped": True}), "h2": SKIPPED, "h3": {"y": 2}})
+    assert found == [{"x": 1, "_host": "h1"}, {"y": 2, "_host": "h3"}]
+    assert rolling.ansible_results(None) == []
