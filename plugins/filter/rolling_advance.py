@@ -15,10 +15,10 @@ description:
     what the next step acts on. An instance that failed a step stays out of rotation and goes no further.
   - V(out) (M(wtstack.fleet.haproxy_server) taking the batch out on every load balancer) sets C(restart_on),
     the instances each host restarts; V(restart) (M(wtstack.fleet.wt_restart) on the batch's hosts) sets
-    C(bring_up); V(up) (waiting for passing checks) sets C(make_ready) and C(keep_out); V(done) (ready and
-    maint) records the batch, decides whether the roll goes on (failures, canary, rolling_max_failed) and
-    chooses the next batch, or the deadline stops it; V(watch) (the canary held up) stops the roll if the
-    canary went down.
+    C(bring_up); V(done) (waiting for passing checks, then ready) records the batch, sets C(keep_out) (the
+    instances that failed a step, for maint), decides whether the roll goes on (failures, canary,
+    rolling_max_failed) and chooses the next batch, or the deadline stops it; V(watch) (the canary held
+    up) stops the roll if the canary went down.
   - The state comes from P(wtstack.fleet.rolling_plan#filter).
 options:
   _input:
@@ -29,7 +29,7 @@ options:
     description: The step whose results are given.
     type: str
     required: true
-    choices: [out, restart, up, done, watch]
+    choices: [out, restart, done, watch]
   results:
     description:
       - Registered results of that step on the hosts that ran it, as a list (C(ansible_play_hosts |

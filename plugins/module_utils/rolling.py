@@ -450,7 +450,7 @@ def summary_lines(state, now):
         ("connections cut", str(state["cut"])),
         ("batches", f"{len(state['batches'])} (max unavailable {state['limits']['count']}"
                     f" = {state['limits']['spec']}, canary {state['canary']})"),
-        ("duration", duration(now - state["started"])),
+        ("duration", f"{duration(now - state['started'])} ({now - state['started']:.1f} s)"),
     ]
     rows = [row for row in rows if row]
     width = max(len(name) for name, _ in rows)
@@ -475,11 +475,11 @@ def resume_hint(state):
 
 # --- one batch, step by step ---------------------------------------------------------
 #
-# The rolling_restart role runs a batch as a few module runs, each on every load balancer or on
+# The rolling_restart role runs a batch as three module runs, each on every load balancer or on
 # every host of the batch at once: out (drain, quiet, maint), restart, up (drain, wait for passing
-# checks), done (ready; failed ones back to maint). After each, ``advance`` reads what the modules
-# returned and says which instances go on to the next step; an instance that fails a step stays
-# out of rotation and is not taken further.
+# checks, ready). After each, ``advance`` reads what the modules returned and says which instances
+# go on to the next step ("done" after up: the batch is recorded); an instance that fails a step
+# stays out of rotation (keep_out: back to maint) and is not taken further.
 
 def ansible_results(registered):
     """Module results out of registered variables of several hosts, a list or {host: variable}: loop
@@ -524,8 +524,8 @@ def _lb_failures(servers, results, what):
 
 
 def advance(state, step, results, now):
-    """The state after one step of the current batch (see above), or after the whole batch ("done":
-    recorded, next batch chosen), or after the canary's watch ("watch")."""
+    """The state after one step of the current batch (see above): "out", "restart", then "done" (the
+    up step's results: the batch is recorded and the next one chosen), and "watch" after the canary's."""
     results = ansible_results(results)
     failed = dict(state.get("batch_failed") or {})
     if step == "out":
@@ -544,7 +544,7 @@ def advance(state, step, results, now):
             if member.get("release"):
                 item["release"] = member["release"]
             restart_on.setdefault(member["host"], []).append(item)
-        return dict(state, batch_failed=failed, batch_cut=cut, restart_on=restart_on, bring_up=[], make_ready=[])
+        return dict(state, batch_failed=failed, batch_cut=cut, restart_on=restart_on, bring_up=[])
     if step == "restart":
         reported = {}
         for result in results:
@@ -566,19 +566,15 @@ def advance(state, step, results, now):
         bring_up = [server for servers in state["restart_on"].values() for server in
                     (item["server"] for item in servers) if server not in failed]
         return dict(state, batch_failed=failed, batch_previous=previous, bring_up=bring_up)
-    if step == "up":
-        failed.update(_lb_failures(state["bring_up"], results, "not up"))
-        make_ready = [server for server in state["bring_up"] if server not in failed]
-        return dict(state, batch_failed=failed, make_ready=make_ready, keep_out=sorted(failed))
     if step == "done":
-        failed.update(_lb_failures(state["make_ready"], results, "not back in rotation"))
-        rolled = [server for server in state["make_ready"] if server not in failed]
+        failed.update(_lb_failures(state["bring_up"], results, "not up"))
+        rolled = [server for server in state["bring_up"] if server not in failed]
         cut = sum(count for server, count in (state.get("batch_cut") or {}).items() if server not in failed)
         recorded = finish_batch(state, {"rolled": rolled, "failed": failed, "cut": cut,
                                         "previous": state.get("batch_previous") or {}}, now)
         recorded = dict(recorded, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
-                        make_ready=[], keep_out=[],
-                        watch=[server for server in rolled] if recorded["batches"][-1]["canary"]
+                        keep_out=sorted(failed),
+                        watch=list(rolled) if recorded["batches"][-1]["canary"]
                         and state["pause_after_canary"] > 0 and not recorded["stopped"] else [])
         return describe(next_batch(recorded, now), now)
     if step == "watch":
@@ -617,7 +613,7 @@ def plan(instances, params, now, play_hosts=None, journals=(), info=(), current=
     state = start_roll(instances, params, now, play_hosts=play_hosts, journal=journal,
                        unavailable=unavailable_servers(info), current=current, roll_id=roll_id)
     state = dict(state, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
-                 make_ready=[], keep_out=[], watch=[])
+                 keep_out=[], watch=[])
     state["plan"] = plan_lines(state)
     return describe(next_batch(state, now), now)
 
@@ -666,6 +662,6 @@ def plan_rollback(instances, state, params, now, play_hosts=None, info=()):
     if not back["servers"]:
         empty = start_roll(instances, dict(back, servers=None), now, play_hosts=[], roll_id=f"{state['id']}-rollback")
         return describe(dict(empty, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
-                             make_ready=[], keep_out=[], watch=[], plan=["rollback: nothing the upgrade moved can go "
+                             keep_out=[], watch=[], plan=["rollback: nothing the upgrade moved can go "
                                                                           "back (no previous release recorded)"]), now)
     return plan(instances, back, now, play_hosts=play_hosts, info=info, roll_id=f"{state['id']}-rollback")

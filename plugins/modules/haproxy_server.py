@@ -114,6 +114,13 @@ options:
         failed check that does not take it down yet (C(UP 1/2)) does not end the hold.
     type: float
     default: 0
+  reached_state:
+    description:
+      - Once O(wait) is reached, put each server that reached it in this state, in one exchange for all of
+        them; servers that did not reach it stay in O(state). For example V(ready) after O(state=drain) and
+        O(wait=up) - back in rotation only once a fresh health check passed, one module run for the batch.
+    type: str
+    choices: [ready, drain, maint]
   timeout:
     description: Seconds to wait for O(wait) before failing.
     type: float
@@ -184,6 +191,14 @@ EXAMPLES = r"""
     timeout: 30
     interval: 0.5
   register: batch_out
+
+- name: Leave maint through drain and take new sessions again once a health check passed
+  wtstack.fleet.haproxy_server:
+    servers: [app1-9090, app2-9091, app3-9090]
+    state: drain
+    wait: up
+    reached_state: ready
+    timeout: 120
 
 - name: A canary must stay up for five minutes
   wtstack.fleet.haproxy_server:
@@ -327,6 +342,7 @@ def main():
             wait=dict(type="str", choices=["none", *WAIT_CONDITIONS], default="none"),
             quiet=dict(type="int", default=2),
             hold=dict(type="float", default=0),
+            reached_state=dict(type="str", choices=list(ADMIN_STATES)),
             timeout=dict(type="float", default=60),
             interval=dict(type="float", default=1),
             socket_timeout=dict(type="float", default=10),
@@ -415,6 +431,24 @@ def main():
                 entries[name]["after"] = outcome.observed
             if not outcome.reached:
                 failures.append(f"{backend}/{name} is not {wait}: {outcome.reason}")
+        reached = [name for name in names if outcomes[name].reached]
+        if params["reached_state"] and reached:
+            # The servers that passed go on at once, in one exchange; the others stay as they are.
+            try:
+                now = client.servers_named(backend, reached)
+                onward = {name: plan_change(now[name], params["reached_state"]) for name in reached}
+                _send(module, client, [command for name in reached for command in onward[name].commands],
+                      result, entries, names, single)
+                after = client.servers_named(backend, reached)
+            except RuntimeApiError as error:
+                module.fail_json(msg=str(error), **_finish(result, entries, names, single))
+            for name in reached:
+                entries[name]["commands"] = entries[name]["commands"] + list(onward[name].commands)
+                entries[name]["after"] = after[name].as_dict()
+                problem = unreached(after[name], onward[name])
+                if problem:
+                    failures.append(f"HAProxy accepted `{'; '.join(onward[name].commands)}` but {problem}")
+            result["commands"] = [command for name in names for command in entries[name]["commands"]]
         if failures:
             result["failed_servers"] = [name for name in names if not outcomes[name].reached]
             module.fail_json(msg="; ".join(failures), **_finish(result, entries, names, single))

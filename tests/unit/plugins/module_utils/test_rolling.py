@@ -296,7 +296,7 @@ def test_summary_table_counts_rolled_failed_cut_and_duration():
     assert "failed (out of rotation)  1 (app3-9090)" in text
     assert "not rolled                8" in text
     assert "connections cut           2" in text
-    assert "duration                  2m05s" in text
+    assert "duration                  2m05s (125.0 s)" in text
     hint = rolling.resume_hint(state)
     assert "app3-9090" in hint and "resumes with the 9 instance(s)" in hint
 
@@ -335,9 +335,8 @@ def test_a_batch_goes_out_restarts_comes_up_and_back_in_rotation():
                 "app2": {"instances": [{"server": "app2-9090", "healthy": True}]}, "app3": {"skipped": True}}
     state = rolling.advance(state, "restart", restarts, 5)
     assert state["bring_up"] == ["app1-9090", "app2-9090"]
-    state = rolling.advance(state, "up", [carried(lb_result("lb1", state["bring_up"]))], 8)
-    assert state["make_ready"] == ["app1-9090", "app2-9090"] and state["keep_out"] == []
-    state = rolling.advance(state, "done", [carried(lb_result("lb1", state["make_ready"]))], 9)
+    state = rolling.advance(state, "done", [carried(lb_result("lb1", state["bring_up"]))], 9)
+    assert state["keep_out"] == []
     assert state["rolled"] == ["app1-9090", "app2-9090"] and state["cut"] == 6
     assert state["batch"] == ["app1-9091", "app2-9091"] and state["journal"]["rolled"] == {
         "app1-9090": {"from": None}, "app2-9090": {"from": None}}
@@ -351,9 +350,8 @@ def test_an_instance_failing_a_step_goes_no_further_and_stays_out():
     state = rolling.advance(state, "restart", {"app1": {"failed": True, "unreachable": True, "msg": "ssh: timed out"}}, 2)
     assert state["bring_up"] == []
     assert state["batch_failed"]["app1-9090"] == "app1 did not report the restart: ssh: timed out"
-    state = rolling.advance(state, "up", [], 3)
-    assert state["keep_out"] == ["app1-9090", "app2-9090"]
     state = rolling.advance(state, "done", [], 4)
+    assert state["keep_out"] == ["app1-9090", "app2-9090"]
     assert sorted(state["failed"]) == ["app1-9090", "app2-9090"] and state["out"] == ["app1-9090", "app2-9090"]
     # Two failed instances out of rotation use up rolling_max_unavailable: the floor stops the roll.
     assert state["stopped"]["why"] == "capacity"
@@ -372,8 +370,7 @@ def test_the_canary_watch_stops_the_roll_and_keeps_the_canary_out():
     state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "pause_after_canary": 60}, 0)
     state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"]))], 1)
     state = rolling.advance(state, "restart", {"app1": {"instances": [{"server": "app1-9090", "healthy": True}]}}, 2)
-    state = rolling.advance(state, "up", [carried(lb_result("lb1", state["bring_up"]))], 3)
-    state = rolling.advance(state, "done", [carried(lb_result("lb1", state["make_ready"]))], 4)
+    state = rolling.advance(state, "done", [carried(lb_result("lb1", state["bring_up"]))], 4)
     assert state["watch"] == ["app1-9090"] and state["batch"]
     watched = {"lb": "lb1", "failed": True, "failed_servers": ["app1-9090"], "servers": [
         {"server": "app1-9090", "wait": {"reached": False, "reason": "was up for 12.0 s, then: status DOWN"}}]}
@@ -392,7 +389,7 @@ def test_an_upgrade_moves_each_instance_to_its_release_and_a_rollback_back_to_th
     failed = {"app1": {"instances": [{"server": "app1-9090", "healthy": False, "reason": "exit status 1",
                                       "previous_release": "1.0"}]}}
     state = rolling.advance(state, "restart", failed, 2)
-    state = rolling.advance(rolling.advance(state, "up", [], 3), "done", [], 4)
+    state = rolling.advance(state, "done", [], 4)
     assert state["stopped"]["why"] == "canary" and state["previous"] == {"app1-9090": "1.0"}
 
     back = rolling.plan_rollback(fleet(2, 2), state, {"max_unavailable": 2}, 5)

@@ -291,3 +291,14 @@ def test_hold_fails_as_soon_as_a_server_stops_being_up(haproxy_lab, server):
     assert failed["wait"]["reason"].startswith("was up for ")
     assert failed["wait"]["elapsed"] < 3.5
     assert steady["wait"]["reached"] is True and steady["wait"]["reason"].endswith(", for 4 s")
+
+
+def test_servers_that_come_up_go_back_in_rotation_and_the_others_stay_drained(haproxy_lab, server):
+    server(servers=["app1-9090", "app2-9090"], state="maint")
+    result = server(servers=["app1-9090", "app2-9090"], state="drain", wait="up", reached_state="ready",
+                    timeout=3, interval=0.2)
+    assert result["failed"] is True and result["failed_servers"] == ["app2-9090"]
+    up, down = result["servers"]
+    assert up["commands"][-1] == "set server wt/app1-9090 state ready"
+    assert (up["after"]["admin_state"], down["after"]["admin_state"]) == ("ready", "drain")
+    assert admin_states(haproxy_lab)[("wt", "app1-9090")][0] == 0
