@@ -5,15 +5,16 @@
 
 Plain Python with no Ansible import; the rolling_journal module is its only user. What the journal
 holds is rolling.journal_of()'s business; here it is only kept safe: written to a temporary file in
-the same directory, flushed to disk and renamed over the old one, so a crash leaves the old journal
-or the new one, never half of one.
+the same directory and renamed over the old one, so a crash leaves the old journal or the new one,
+never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+
+from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import HostError, write_file
 
 DEFAULT_PATH = "/var/lib/wtstack/rolling-journal.json"
 
@@ -46,24 +47,16 @@ def serialize(journal):
 
 
 def write_journal(path, journal, mode=0o600):
-    """Replaces the journal atomically, creating its directory (root only) if need be."""
-    directory = os.path.dirname(path) or "."
+    """Replaces the journal in one rename (wt_instances.write_file), creating its directory (root
+    only) if need be."""
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=".rolling-journal-", dir=directory)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(serialize(journal))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, mode)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     except OSError as error:
         raise JournalError(f"cannot write the roll journal {path}: {error.strerror or error}") from None
+    try:
+        write_file(path, serialize(journal).encode(), mode, "root", "root")
+    except HostError as error:
+        raise JournalError(f"the roll journal: {error}") from None
 
 
 def remove_journal(path):

@@ -16,8 +16,8 @@ description:
     C(wtstack.fleet.rolling_restart) role writes it on every load balancer after each batch and
     removes it when the roll completes.
   - Without O(journal), with O(state=present), it only reads.
-  - Writes are atomic (a temporary file in the same directory, flushed, then renamed), so a crash
-    leaves the previous journal or the new one.
+  - Writes are atomic (a temporary file in the same directory, then renamed), so a crash leaves the
+    previous journal or the new one.
 version_added: 0.3.0
 author:
   - wtstack.fleet contributors (@wtstack)
