@@ -38,6 +38,12 @@ _RECV_SIZE = 65536
 # Server rows of every proxy. Never `show stat <name> ...`: HAProxy looks the name up among all
 # proxies, and where a frontend and a backend share it (our `wt`) it picks the frontend.
 SHOW_SERVER_STATS = "show stat -1 4 -1"
+# Every stream with its backend, server and HTTP state: the only view that tells a WebSocket (a
+# tunnel, which only the instance's restart ends) from a request in flight.
+SHOW_ALL_STREAMS = "show sess all"
+# HAProxy reads a command line into one buffer (tune.bufsize, 16 kB by default): batches of `set
+# server` commands are sent in lines well below it.
+MAX_COMMAND_LINE = 8000
 
 # srv_admin_state bits, from management.txt ("show servers state") and include/haproxy/server-t.h.
 ADMIN_FLAGS = (
@@ -312,6 +318,49 @@ class RuntimeClient:
     def backend_names(self):
         return sorted({view.backend for view in self.servers()})
 
+    def servers_named(self, backend, names):
+        """{name: ServerView} of the servers ``names`` of ``backend``, from one read."""
+        for name in names:
+            check_name("server", name)
+        views = self.servers(backend)
+        by_name = {view.server: view for view in views}
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise UnknownServer(f"backend '{backend}' on {self.address} has no server "
+                                f"{', '.join(repr(name) for name in missing)}; its servers are: "
+                                f"{', '.join(view.server for view in views) or 'none'}")
+        return {name: by_name[name] for name in names}
+
+    def streams(self):
+        """{(backend, server): StreamCounts} of every stream HAProxy holds now (``show sess all``)."""
+        reply = self.execute(SHOW_ALL_STREAMS)
+        classify_reply(SHOW_ALL_STREAMS, reply, self.address)
+        return parse_streams(reply)
+
+    def send(self, commands):
+        """Runs commands that answer nothing on success, many per exchange; returns how many HAProxy
+        accepted. Raises CommandError naming every rejected one (the others still took effect)."""
+        accepted, rejected = 0, []
+        for line in command_lines(commands):
+            replies = self.execute_batch(line) if len(line) > 1 else [self.execute(line[0])]
+            for command, reply in zip(line, replies):
+                try:
+                    classify_reply(command, reply, self.address)
+                except CommandError as error:
+                    rejected.append(error)
+                    continue
+                if reply.strip():
+                    rejected.append(CommandError(f"HAProxy rejected `{command}` on {self.address}: {reply.strip()}",
+                                                 command, reply))
+                else:
+                    accepted += 1
+        if rejected:
+            error = rejected[0] if len(rejected) == 1 else CommandError(
+                "; ".join(str(item) for item in rejected), rejected[0].command, rejected[0].reply)
+            error.accepted = accepted
+            raise error
+        return accepted
+
     def server(self, backend, server):
         check_name("server", server)
         views = self.servers(backend)
@@ -336,6 +385,20 @@ def state_command(backend, server, state):
 
 def weight_command(backend, server, weight):
     return f"set server {check_name('backend', backend)}/{check_name('server', server)} weight {int(weight)}"
+
+
+def command_lines(commands):
+    """``commands`` grouped into lists that fit one command line each (joined by ``; ``)."""
+    lines, current, length = [], [], 0
+    for command in commands:
+        if current and length + len(command) + 2 > MAX_COMMAND_LINE:
+            lines.append(current)
+            current, length = [], 0
+        current.append(command)
+        length += len(command) + 2
+    if current:
+        lines.append(current)
+    return lines
 
 
 # --- parsers ------------------------------------------------------------------
@@ -370,6 +433,57 @@ def parse_servers_state(reply, command="show servers state"):
         raise CommandError(f"unexpected reply to `{command}`: {reply.strip()[:200] or '(empty)'}", command, reply)
     header = lines[1][1:].split()
     return [dict(zip(header, line.split())) for line in lines[2:] if not line.startswith("#")]
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    """A server's streams by kind: HTTP requests (in flight or waiting for their answer) and tunnels
+    (WebSockets: upgraded connections HAProxy only relays, which end when either side closes)."""
+
+    requests: int = 0
+    tunnels: int = 0
+
+    def __add__(self, other):
+        return StreamCounts(self.requests + other.requests, self.tunnels + other.tunnels)
+
+
+_STREAM_START = re.compile(r"^0x[0-9a-fA-F]+: \[", re.M)
+_STREAM_BACKEND = re.compile(r"^\s*backend=(\S+) \(", re.M)
+_STREAM_SERVER = re.compile(r"^\s*server=(\S+) \(", re.M)
+_STREAM_HTTP_STATE = re.compile(r"\breq\.st=(\S+) rsp\.st=(\S+)")
+
+
+def parse_streams(reply, command=SHOW_ALL_STREAMS):
+    """{(backend, server): StreamCounts} from ``show sess all`` (same layout in 2.6 and 3.0).
+
+    A stream is a tunnel when its HTTP transaction switched to MSG_TUNNEL (101 Switching Protocols).
+    Streams with no server (the CLI's own, a request still being parsed) are left out.
+    """
+    starts = [match.start() for match in _STREAM_START.finditer(reply)]
+    if not starts and reply.strip():
+        raise CommandError(f"unexpected reply to `{command}`: {reply.strip()[:200]}", command, reply)
+    counts = {}
+    for start, end in zip(starts, starts[1:] + [len(reply)]):
+        block = reply[start:end]
+        backend, server = _STREAM_BACKEND.search(block), _STREAM_SERVER.search(block)
+        if not backend or not server or server.group(1).startswith("<"):
+            continue
+        state = _STREAM_HTTP_STATE.search(block)
+        tunnel = bool(state) and "MSG_TUNNEL" in state.groups()
+        key = (backend.group(1), server.group(1))
+        counts[key] = counts.get(key, StreamCounts()) + StreamCounts(0 if tunnel else 1, 1 if tunnel else 0)
+    return counts
+
+
+def streams_of(view, counts):
+    """The streams of a server, or of both servers of an instance."""
+    keys = [(view.backend, view.server)]
+    if view.is_instance:
+        keys = [(view.placement.backend, view.server), (view.own.backend, view.server)]
+    total = StreamCounts()
+    for key in keys:
+        total = total + counts.get(key, StreamCounts())
+    return total
 
 
 def _int(value, default=None):
@@ -663,11 +777,13 @@ def unreached(view, change):
 # --- waiting ----------------------------------------------------------------------
 
 REACHED, WAITING, HOPELESS = "reached", "waiting", "hopeless"
-WAIT_CONDITIONS = ("drained", "up")
+WAIT_CONDITIONS = ("drained", "quiet", "up")
 
 
 def drained(view, quiet):
-    """No session, no queue, and no new session for ``quiet`` seconds (HAProxy's own lastsess clock)."""
+    """No session, no queue, and no new session for ``quiet`` seconds (HAProxy's own lastsess clock).
+
+    Every connection counts, WebSockets too: with ``quiet`` 0 this is "no user left at all"."""
     if view.admin_state == "ready":
         return HOPELESS, "it is in ready state, so it keeps receiving new sessions; set state drain or maint first"
     if view.scur or view.qcur:
@@ -676,6 +792,31 @@ def drained(view, quiet):
         return WAITING, f"last session assigned {view.lastsess} s ago, waiting for {quiet} s of quiet"
     return REACHED, ("no active or queued session, none ever assigned" if view.lastsess in (None, -1) else
                      f"no active or queued session, last one assigned {view.lastsess} s ago")
+
+
+def quiet_requests(view, quiet, streams=None):
+    """No HTTP request in flight or queued, and none started for ``quiet`` seconds; WebSocket tunnels
+    are not waited for (only the instance's restart ends them; Wt's client then reconnects).
+
+    ``streams`` (StreamCounts) tells tunnels from requests; it is only needed while ``scur`` > 0.
+    """
+    if view.admin_state == "ready":
+        return HOPELESS, "it is in ready state, so it keeps receiving new sessions; set state drain or maint first"
+    if view.qcur:
+        return WAITING, f"{view.qcur} request(s) queued"
+    tunnels = 0
+    if view.scur:
+        if streams is None:
+            return WAITING, f"{view.scur} session(s) active"
+        tunnels = min(streams.tunnels, view.scur)
+        if view.scur > tunnels:
+            return WAITING, f"{view.scur - tunnels} request(s) in flight" + (
+                f" and {tunnels} WebSocket(s) open" if tunnels else "")
+    open_tunnels = f"; {tunnels} WebSocket(s) open, which its restart will close" if tunnels else ""
+    if view.lastsess is not None and 0 <= view.lastsess < quiet:
+        return WAITING, f"last request {view.lastsess} s ago, waiting for {quiet} s of quiet{open_tunnels}"
+    return REACHED, ("no request in flight or queued" + (
+        f", last one {view.lastsess} s ago" if view.lastsess not in (None, -1) else "") + open_tunnels)
 
 
 def up(view):
@@ -692,20 +833,40 @@ def up(view):
     return REACHED, f"status {view.status}" + (f", last check {view.check_status}" if view.check_status else "")
 
 
-def wait_check(condition, quiet):
-    """The check function wait_for() needs for a ``wait`` option value."""
-    if condition == "drained":
-        return lambda view: drained(view, quiet)
+def still_up(view):
+    """Whether HAProxy still routes to a server that was up: running and not in maint. A check that
+    is running, or one failed check ("UP 1/2"), does not take a server down; ``fall`` of them do."""
+    if view.admin_state == "maint":
+        return HOPELESS, "it was put in maint"
+    if view.operational_state != "running":
+        detail = f", last check {view.check_status} ({view.check_description})" if view.check_status else ""
+        return WAITING, f"status {view.status}{detail}"
+    return REACHED, f"status {view.status}"
+
+
+def keep_check(condition, quiet):
+    """What must stay true while a reached condition is held (``hold``)."""
     if condition == "up":
-        return up
-    raise RuntimeApiError(f"can wait for {' or '.join(WAIT_CONDITIONS)}, not {condition!r}")
+        return lambda view, streams=None: still_up(view)
+    return wait_check(condition, quiet)
+
+
+def wait_check(condition, quiet):
+    """The check function a ``wait`` option value needs: ``check(view, streams=None)``."""
+    if condition == "drained":
+        return lambda view, streams=None: drained(view, quiet)
+    if condition == "quiet":
+        return lambda view, streams=None: quiet_requests(view, quiet, streams)
+    if condition == "up":
+        return lambda view, streams=None: up(view)
+    raise RuntimeApiError(f"can wait for {', '.join(WAIT_CONDITIONS[:-1])} or {WAIT_CONDITIONS[-1]}, not {condition!r}")
 
 
 def wait_conflict(condition, admin_state):
     """Why waiting for ``condition`` in ``admin_state`` could never succeed, or None."""
-    if condition == "drained" and admin_state == "ready":
-        return ("is to stay in ready state, where it keeps receiving new sessions, so it can never drain: "
-                "set state=drain (or maint) with wait=drained")
+    if condition in ("drained", "quiet") and admin_state == "ready":
+        return (f"is to stay in ready state, where it keeps receiving new sessions, so it can never "
+                f"{'drain' if condition == 'drained' else 'be quiet'}: set state=drain (or maint) with wait={condition}")
     if condition == "up" and admin_state == "maint":
         return ("is to stay in maint, where HAProxy runs no health check, so it can never be seen up: "
                 "set state=ready (or drain) with wait=up")
@@ -725,34 +886,82 @@ class WaitOutcome:
         return asdict(self)
 
 
-def wait_for(condition, poll, check, timeout, interval, clock=time.monotonic, sleep=time.sleep):
-    """Polls ``poll()`` (a ServerView) until ``check(view)`` is reached, hopeless, or ``timeout`` passes.
+_TRANSIENT = (SocketConnectionRefused, SocketMissing, SocketTimeout)
 
-    A socket that is briefly unavailable (HAProxy reloading) is polled again; the last error
-    becomes the reason if it never answers again. Any other runtime API error ends the wait.
+
+def wait_for_servers(condition, poll, names, check, timeout, interval, hold=0.0, keep=None, clock=time.monotonic,
+                     sleep=time.sleep):
+    """Waits for ``check`` on every server of ``names`` at once: {name: WaitOutcome}.
+
+    ``poll(names)`` reads the servers still waited for, in one exchange: {name: (ServerView,
+    StreamCounts or None)}. A server is done when reached (and, with ``hold``, still ``keep`` (by
+    default ``check``) ``hold`` seconds later: a relapse meanwhile ends its wait unreached), hopeless,
+    or at ``timeout``.
+    A socket that is briefly unavailable (HAProxy reloading) is polled again; the last error becomes
+    the reason if it never answers again. Any other runtime API error ends every wait.
     """
     start = clock()
-    polls = 0
-    view = None
-    reason = "not polled"
-    while True:
+    waiting = list(names)
+    outcomes, observed, reasons, since, polls = {}, {}, {}, {}, 0
+    while waiting:
         polls += 1
+        error, verdicts = None, {}
         try:
-            view = poll()
-        except (SocketConnectionRefused, SocketMissing, SocketTimeout) as error:
-            verdict, reason = WAITING, str(error)
-        except RuntimeApiError as error:
-            verdict, reason = HOPELESS, str(error)
-        else:
-            verdict, reason = check(view)
-        elapsed = clock() - start
-        observed = view.as_dict() if view is not None else None
-        if verdict == REACHED:
-            return WaitOutcome(condition, True, reason, round(elapsed, 3), polls, observed)
-        if verdict == HOPELESS:
-            return WaitOutcome(condition, False, f"will never be {condition}: {reason}", round(elapsed, 3), polls,
-                               observed)
+            read = poll(list(waiting))
+        except _TRANSIENT as failure:
+            error, verdict = str(failure), WAITING
+        except RuntimeApiError as failure:
+            error, verdict = str(failure), HOPELESS
+        now = clock()
+        elapsed = now - start
+        for name in waiting:
+            if error is not None:
+                verdicts[name] = (verdict, error)
+                continue
+            view, streams = read[name]
+            observed[name] = view.as_dict()
+            verdicts[name] = (keep or check)(view, streams) if name in since else check(view, streams)
+        for name, (verdict, reason) in verdicts.items():
+            reasons[name] = reason
+            if verdict == REACHED:
+                held = now - since.setdefault(name, now)
+                if held >= hold:
+                    text = reason + (f", for {hold:g} s" if hold else "")
+                    outcomes[name] = WaitOutcome(condition, True, text, round(elapsed, 3), polls, observed.get(name))
+                continue
+            if name in since:
+                outcomes[name] = WaitOutcome(condition, False, f"was {condition} for {now - since[name]:.1f} s, then: "
+                                             f"{reason}", round(elapsed, 3), polls, observed.get(name))
+            elif verdict == HOPELESS:
+                outcomes[name] = WaitOutcome(condition, False, f"will never be {condition}: {reason}",
+                                             round(elapsed, 3), polls, observed.get(name))
+        waiting = [name for name in waiting if name not in outcomes]
+        if not waiting:
+            break
         if elapsed >= timeout:
-            return WaitOutcome(condition, False, f"timed out after {timeout:g} s: {reason}", round(elapsed, 3), polls,
-                               observed)
+            for name in waiting:
+                outcomes[name] = WaitOutcome(condition, False, f"timed out after {timeout:g} s: {reasons[name]}",
+                                             round(elapsed, 3), polls, observed.get(name))
+            break
         sleep(max(0.0, min(interval, timeout - elapsed)))
+    return {name: outcomes[name] for name in names}
+
+
+def wait_for(condition, poll, check, timeout, interval, clock=time.monotonic, sleep=time.sleep):
+    """wait_for_servers for one server: ``poll()`` returns its ServerView, ``check(view)`` decides."""
+    outcomes = wait_for_servers(condition, lambda names: {"server": (poll(), None)}, ["server"],
+                                lambda view, streams: check(view), timeout, interval, clock=clock, sleep=sleep)
+    return outcomes["server"]
+
+
+def server_poller(client, backend, condition):
+    """``poll(names)`` for wait_for_servers: one read of the servers, plus the streams when telling
+    requests from WebSockets matters (waiting for quiet while some server has sessions)."""
+    def poll(names):
+        views = client.servers_named(backend, names)
+        streams = None
+        if condition == "quiet" and any(view.scur for view in views.values()):
+            streams = client.streams()
+        return {name: (view, streams_of(view, streams) if streams is not None else None)
+                for name, view in views.items()}
+    return poll

@@ -8,6 +8,12 @@ reads and changes the host (files, systemctl) through a command runner given by 
 wt_instances module stays thin and all of this is unit-tested without Ansible or systemd.
 
 Each instance is the unit wt@<port>.service reading its settings from <settings_dir>/<port>.env.
+
+Releases: with a releases directory, each version of the application is installed in a directory
+of its own (<releases_dir>/<release>), and each instance runs the release its link names
+(<links_dir>/<port> -> <releases_dir>/<release>; wt@.service reaches the application through
+<links_dir>/%i). So an instance moves to another release, and back, by its link and a restart, one
+instance at a time if need be, and the previous release stays installed for a rollback.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import ipaddress
 import os
 import pwd
 import re
+import shutil
 import socket
 import stat
 import tempfile
@@ -76,11 +83,20 @@ class KnownUnit:
 
 @dataclass(frozen=True)
 class Wanted:
-    """One instance as the inventory wants it."""
+    """One instance as the inventory wants it (``release``: the release it runs, with releases)."""
 
     port: int
     listen_address: str
     settings: bytes
+    release: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseLink:
+    """An instance's link to its release, as it is on the host (release None: there is none)."""
+
+    release: str | None = None
+    ctime: float | None = None
 
 
 @dataclass
@@ -96,15 +112,21 @@ class Plan:
     disable: list = field(default_factory=list)
     remove: list = field(default_factory=list)  # their settings files
     reasons: dict = field(default_factory=dict)  # port -> why it restarts
+    link: dict = field(default_factory=dict)  # port -> release its link is set to
+    prune_releases: list = field(default_factory=list)  # release directories removed
+    # port -> why a running instance is not what this run installs (whether it restarts or not:
+    # with restart_on_change false, these are what a rolling upgrade still has to restart).
+    outdated: dict = field(default_factory=dict)
 
     @property
     def changed(self):
         return bool(self.write or self.daemon_reload or self.restart or self.start or self.enable
-                    or self.stop or self.disable or self.remove)
+                    or self.stop or self.disable or self.remove or self.link or self.prune_releases)
 
     def summary(self):
         """One line per action, as `--diff` shows it."""
         lines = [f"write {port}.env" for port in self.write]
+        lines += [f"link instance {port} to release {release}" for port, release in self.link.items()]
         if self.daemon_reload:
             lines.append("systemctl daemon-reload")
         lines += [f"restart {unit_name(port)} ({self.reasons[port]})" for port in self.restart]
@@ -113,6 +135,7 @@ class Plan:
         lines += [f"stop {unit}" for unit in self.stop]
         lines += [f"disable {unit}" for unit in self.disable]
         lines += [f"remove {path}" for path in self.remove]
+        lines += [f"remove release {release}" for release in self.prune_releases]
         return "".join(line + "\n" for line in lines)
 
 
@@ -132,7 +155,7 @@ def is_stale(unit, newest_shared_change, settings_ctime):
 
 def plan_instances(wanted, units, settings, known_units, *, mode, owner, group, newest_shared_change=None,
                    restart_all=False, restart_on_change=True, unit_file_changed=False, prune=True,
-                   settings_dir="."):
+                   settings_dir=".", links=None, releases=None, releases_kept=2, changed_releases=()):
     """Actions that make the host's instances what `wanted` says.
 
     wanted: Wanted per instance; units: port -> UnitState; settings: port -> FileState;
@@ -140,23 +163,56 @@ def plan_instances(wanted, units, settings, known_units, *, mode, owner, group, 
     settings file), of which those not wanted are stopped, disabled and their settings removed.
     An instance restarts when its settings change, when it is older than its files, or when
     restart_all says the application or a shared file changed (never if restart_on_change is false);
-    one that is not running is started instead; one that is not enabled is enabled."""
+    one that is not running is started instead; one that is not enabled is enabled.
+
+    With releases (``links``: port -> ReleaseLink; ``releases``: installed release -> {"mtime",
+    "newest_change"}), an instance whose link names another release moves to its wanted one (link
+    and restart), unless restart_on_change is false: a rolling upgrade moves it later, and meanwhile
+    it keeps (and restarts on) the release it runs. An instance with no link, or a link to a release
+    that is gone, gets one to its wanted release in any case. An instance that runs one of
+    ``changed_releases`` (installed again by this run) restarts. Then releases no instance runs are
+    removed, the most recent kept until ``releases_kept`` remain."""
     plan = Plan()
     plan.daemon_reload = unit_file_changed or any(state.needs_daemon_reload for state in units.values())
+    links = links or {}
+    releases = releases or {}
+    runs = {}
     for instance in wanted:
         unit = units.get(instance.port, UnitState())
         current = settings.get(instance.port, FileState())
         rewritten = settings_differ(current, instance.settings, mode, owner, group)
         if rewritten:
             plan.write.append(instance.port)
+        moves = False
+        newest = newest_shared_change
+        if instance.release is not None:
+            link = links.get(instance.port, ReleaseLink())
+            if link.release not in releases or (link.release != instance.release and restart_on_change):
+                plan.link[instance.port] = instance.release
+                moves = link.release is not None or unit.active
+            runs[instance.port] = plan.link.get(instance.port, link.release)
+            newest = max((value for value in (newest, link.ctime if instance.port not in plan.link else None,
+                                              releases.get(runs[instance.port], {}).get("newest_change"))
+                          if value is not None), default=None)
+        elsewhere = instance.release is not None and runs[instance.port] != instance.release
+        if elsewhere and not unit.active:
+            plan.outdated[instance.port] = f"it starts on release {runs[instance.port]}, not {instance.release}"
         if unit.active:
             reason = None
             if restart_all:
                 reason = "the application or a file every instance reads changed"
+            elif moves:
+                reason = f"it moves to release {instance.release}"
+            elif elsewhere:
+                reason = f"it runs release {runs[instance.port]}, not {instance.release}"
+            elif instance.release is not None and runs[instance.port] in changed_releases:
+                reason = f"its release {runs[instance.port]} was installed again"
             elif rewritten:
                 reason = "its settings changed"
-            elif is_stale(unit, newest_shared_change, current.ctime):
+            elif is_stale(unit, newest, current.ctime):
                 reason = "it started before one of its files last changed"
+            if reason:
+                plan.outdated[instance.port] = reason
             if reason and restart_on_change:
                 plan.restart.append(instance.port)
                 plan.reasons[instance.port] = reason
@@ -176,7 +232,19 @@ def plan_instances(wanted, units, settings, known_units, *, mode, owner, group, 
             path = settings_path(settings_dir, UNIT_PATTERN.match(unit).group(1))
             if state.has_settings:
                 plan.remove.append(path)
+    if runs:
+        plan.prune_releases = releases_to_prune(releases, set(runs.values()) | {i.release for i in wanted},
+                                                releases_kept)
     return plan
+
+
+def releases_to_prune(releases, in_use, kept):
+    """Installed releases (release -> {"mtime"}) to remove: none in ``in_use``, and of the others
+    the most recent stay until ``kept`` releases remain (the previous one, for a rollback)."""
+    others = sorted((release for release in releases if release not in in_use),
+                    key=lambda release: releases[release].get("mtime") or 0, reverse=True)
+    room = max(0, kept - len({release for release in in_use if release is not None}))
+    return sorted(others[room:])
 
 
 def parse_systemctl_show(text):
@@ -260,6 +328,66 @@ class Host:
 
     def settings_state(self, port):
         return file_state(settings_path(self.settings_dir, port))
+
+
+def release_links(links_dir, releases_dir, ports):
+    """{port: ReleaseLink}: the release each instance's link names (None: no link, or not a release)."""
+    links = {}
+    for port in ports:
+        path = os.path.join(links_dir, str(port))
+        try:
+            target, ctime = os.readlink(path), os.lstat(path).st_ctime
+        except OSError:
+            links[port] = ReleaseLink()
+            continue
+        inside = os.path.dirname(os.path.normpath(os.path.join(links_dir, target))) == os.path.normpath(releases_dir)
+        links[port] = ReleaseLink(os.path.basename(os.path.normpath(target)) if inside else None, ctime)
+    return links
+
+
+def installed_releases(releases_dir, files=(), trees=()):
+    """{release: {"mtime", "newest_change"}} of the release directories; ``files`` and ``trees`` (as
+    newest_change takes them) are relative to each release's directory."""
+    try:
+        names = sorted(os.listdir(releases_dir))
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise HostError(f"cannot read {releases_dir}: {error.strerror}") from None
+    releases = {}
+    for name in names:
+        root = os.path.join(releases_dir, name)
+        if name.startswith(".") or not os.path.isdir(root) or os.path.islink(root):
+            continue
+        releases[name] = {
+            "mtime": os.lstat(root).st_mtime,
+            "newest_change": newest_change([os.path.join(root, path) for path in files],
+                                           [dict(tree, path=os.path.join(root, tree["path"])) for tree in trees]),
+        }
+    return releases
+
+
+def write_link(links_dir, port, releases_dir, release):
+    """Point instance ``port``'s link at ``release``, in one rename."""
+    path = os.path.join(links_dir, str(port))
+    temporary = os.path.join(links_dir, f".wtstack-{port}.link")
+    try:
+        os.makedirs(links_dir, mode=0o755, exist_ok=True)
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(os.path.join(releases_dir, release), temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise HostError(f"cannot link {path} to release {release}: {error.strerror}") from None
+
+
+def remove_release(releases_dir, release):
+    try:
+        shutil.rmtree(os.path.join(releases_dir, release))
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise HostError(f"cannot remove release {release} from {releases_dir}: {error.strerror}") from None
 
 
 def file_state(path):

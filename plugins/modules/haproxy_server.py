@@ -8,10 +8,15 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: haproxy_server
-short_description: Put a HAProxy server in ready, drain or maint, set its weight, and wait for it
+short_description: Put HAProxy servers in ready, drain or maint, set their weight, and wait for them
 description:
-  - Sets the administrative state and the weight of one server of a HAProxy backend through the
-    runtime API (the C(stats socket)), then optionally waits until the server has drained or is up.
+  - Sets the administrative state and the weight of one server (O(server)) or of many at once
+    (O(servers)) of a HAProxy backend through the runtime API (the C(stats socket)), then optionally
+    waits until the servers have drained, are quiet or are up.
+  - With O(servers), everything happens for all of them together, which is what a rolling batch
+    needs at fleet scale. One read of the backend, every command in as few exchanges as HAProxy's
+    line length allows, then every poll of a wait reads them all at once. The result lists each
+    server, and the module fails if any one of them does not reach what was asked, naming them all.
   - Idempotent. It reads the server first (C(show servers state) and C(show stat)) and sends only
     the C(set server) commands needed, so a server already in the wanted state reports C(changed=false).
   - A Wt instance of the wtstack.fleet roles is named as it always is, O(backend=wt) and its server
@@ -33,9 +38,16 @@ options:
     type: str
     default: wt
   server:
-    description: Name of the server in O(backend), as written in C(haproxy.cfg) (for example C(app1-9090)).
+    description:
+      - Name of the server in O(backend), as written in C(haproxy.cfg) (for example C(app1-9090)).
+      - Exactly one of O(server) and O(servers) is required.
     type: str
-    required: true
+  servers:
+    description:
+      - Names of several servers of O(backend), acted on and waited for together. An empty list does nothing.
+      - The result then lists them under RV(servers) instead of at its top level.
+    type: list
+    elements: str
   state:
     description:
       - Wanted administrative state. Omit it to leave the state alone.
@@ -52,22 +64,63 @@ options:
         (truncated and capped at 256 the way HAProxy computes it). Omit it to leave the weight alone.
       - Backends with a static algorithm (for example C(balance source)) only accept 0 and the configured weight.
     type: str
+  drain_wait:
+    description:
+      - With O(state=maint) only. Before taking the servers out, put those still in ready in drain and
+        wait, at most O(drain_timeout) seconds, until they are V(drained) or V(quiet) (see O(wait)).
+        Servers still busy at the deadline are put in maint anyway; RV(servers[].drain) says what
+        each one still had. A server already in drain or maint is not waited for.
+      - V(drained) waits for every connection to close, WebSockets included, so with them it waits
+        until no user is left (or the deadline). V(quiet) waits for HTTP requests only.
+    type: str
+    choices: [none, drained, quiet]
+    default: none
+  drain_timeout:
+    description: Seconds O(drain_wait) waits at most.
+    type: float
+    default: 30
+  drain_quiet:
+    description: The O(quiet) of O(drain_wait), in seconds.
+    type: int
+    default: 2
   wait:
     description:
       - What to wait for after the change. The module fails if it is not reached within O(timeout).
       - V(drained) waits until the server has no active and no queued session and has not been
-        given a new one for O(quiet) seconds. It needs the server in drain or maint (after the change).
+        given a new one for O(quiet) seconds. Every connection counts, WebSocket tunnels too. It needs
+        the server in drain or maint (after the change).
+      - V(quiet) waits until no HTTP request is in flight or queued on the server and none started in
+        the last O(quiet) seconds; open WebSocket tunnels (upgraded connections, which HAProxy only
+        relays and which the instance's restart closes) are counted in the result but not waited for.
+        Telling them apart takes C(show sess all), read only while the server has sessions. It needs
+        the server in drain or maint (after the change).
       - V(up) waits until the server runs and, when it is health checked, a check has passed at full
         health (not merely HAProxy's optimistic state right after leaving maint). Allowed in ready and
         in drain, so an instance can be verified before it takes new sessions.
       - V(none) does not wait. In check mode the module never waits.
     type: str
-    choices: [none, drained, up]
+    choices: [none, drained, quiet, up]
     default: none
   quiet:
-    description: Seconds without a new session for the server to count as drained (O(wait=drained)).
+    description: Seconds without a new session for the server to count as drained or quiet.
     type: int
     default: 2
+  hold:
+    description:
+      - Seconds the O(wait) condition must keep holding once reached, for example how long an
+        instance must stay up (a canary). If it stops holding meanwhile, the wait ends unreached
+        at once. 0 accepts the first poll that reaches it.
+      - For V(up), holding means HAProxy keeps routing to the server (running, not in maint); a single
+        failed check that does not take it down yet (C(UP 1/2)) does not end the hold.
+    type: float
+    default: 0
+  reached_state:
+    description:
+      - Once O(wait) is reached, put each server that reached it in this state, in one exchange for all of
+        them; servers that did not reach it stay in O(state). For example V(ready) after O(state=drain) and
+        O(wait=up) - back in rotation only once a fresh health check passed, one module run for the batch.
+    type: str
+    choices: [ready, drain, maint]
   timeout:
     description: Seconds to wait for O(wait) before failing.
     type: float
@@ -93,6 +146,9 @@ notes:
     C(become) because the socket is owned by root and the haproxy group.
   - A module cannot print progress while it waits; the result reports how long it waited, how many
     times it polled, why it stopped, and the last values it observed.
+  - With O(servers), a wait that fails for some servers still reports every server's outcome, and
+    RV(failed_servers) names those that failed, so a playbook can act on the others
+    (C(failed_when) on that list).
 seealso:
   - module: wtstack.fleet.haproxy_info
   - name: HAProxy management guide, runtime API
@@ -123,6 +179,34 @@ EXAMPLES = r"""
     server: app1-9090
     state: ready
 
+- name: Take a batch out of rotation once its HTTP requests are over (WebSockets are not waited for)
+  wtstack.fleet.haproxy_server:
+    servers: [app1-9090, app2-9091, app3-9090]
+    state: maint
+    drain_wait: quiet
+    drain_quiet: 2
+    drain_timeout: 30
+    wait: quiet
+    quiet: 0
+    timeout: 30
+    interval: 0.5
+  register: batch_out
+
+- name: Leave maint through drain and take new sessions again once a health check passed
+  wtstack.fleet.haproxy_server:
+    servers: [app1-9090, app2-9091, app3-9090]
+    state: drain
+    wait: up
+    reached_state: ready
+    timeout: 120
+
+- name: A canary must stay up for five minutes
+  wtstack.fleet.haproxy_server:
+    servers: [app1-9090]
+    wait: up
+    hold: 300
+    timeout: 420
+
 - name: Halve its share of new sessions (relative to the weight in haproxy.cfg)
   wtstack.fleet.haproxy_server:
     socket: tcp:127.0.0.1:9999
@@ -139,9 +223,25 @@ backend:
   sample: wt
 server:
   description: The server.
-  returned: always
+  returned: with O(server)
   type: str
   sample: app1-9090
+servers:
+  description: One entry per server of O(servers), in that order, each with RV(before), RV(after), RV(wait),
+    RV(drain) and its own C(commands) and C(server), as they are described here for O(server).
+  returned: with O(servers)
+  type: list
+  elements: dict
+  sample:
+    - {server: app1-9090, commands: ["set server wt/app1-9090 state drain"], before: {admin_state: ready},
+       after: {admin_state: maint, scur: 1}, drain: {reached: false, reason: "timed out after 30 s: ..."},
+       wait: {reached: true, reason: "no request in flight or queued; 1 WebSocket(s) open, ..."}}
+failed_servers:
+  description: With O(servers), the servers that did not reach O(wait).
+  returned: when a wait failed
+  type: list
+  elements: str
+  sample: [app3-9090]
 commands:
   description: The runtime API commands sent (in check mode, the commands that would be sent).
   returned: always
@@ -160,6 +260,13 @@ after:
   returned: success
   type: dict
   sample: {admin_state: drain, status: DRAIN, weight: 100, scur: 0, qcur: 0, lastsess: 12}
+drain:
+  description: With O(drain_wait), the outcome of draining before maint (same keys as RV(wait)); a drain
+    that timed out is not a failure.
+  returned: when O(drain_wait) is not V(none), the server was in ready and not in check mode
+  type: dict
+  sample: {condition: quiet, reached: true, reason: "no request in flight or queued, last one 3 s ago",
+           elapsed: 3.1, polls: 7}
 wait:
   description: The outcome of waiting; absent when O(wait=none) or in check mode.
   returned: when O(wait) is not V(none) and not in check mode
@@ -190,14 +297,34 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import (
     ADMIN_STATES,
     DEFAULT_SOCKET,
+    WAIT_CONDITIONS,
     RuntimeApiError,
     RuntimeClient,
+    keep_check,
     plan_change,
+    server_poller,
     unreached,
     wait_check,
     wait_conflict,
-    wait_for,
+    wait_for_servers,
 )
+
+
+def _send(module, client, commands, result, entries, names, single):
+    """All commands, in as few exchanges as HAProxy's line length allows; ``changed`` once one took."""
+    try:
+        if commands:
+            client.send(commands)
+            result["changed"] = True
+    except RuntimeApiError as error:
+        result["changed"] = result["changed"] or bool(getattr(error, "accepted", 0))
+        module.fail_json(msg=str(error), **_finish(result, entries, names, single))
+
+
+def _wait(client, backend, condition, names, params, timeout, quiet, hold=0.0):
+    return wait_for_servers(condition, server_poller(client, backend, condition), names,
+                            wait_check(condition, quiet), timeout, params["interval"], hold=hold,
+                            keep=keep_check(condition, quiet))
 
 
 def main():
@@ -205,57 +332,135 @@ def main():
         argument_spec=dict(
             socket=dict(type="str", default=DEFAULT_SOCKET),
             backend=dict(type="str", default="wt"),
-            server=dict(type="str", required=True),
+            server=dict(type="str"),
+            servers=dict(type="list", elements="str"),
             state=dict(type="str", choices=list(ADMIN_STATES)),
             weight=dict(type="str"),
-            wait=dict(type="str", choices=["none", "drained", "up"], default="none"),
+            drain_wait=dict(type="str", choices=["none", "drained", "quiet"], default="none"),
+            drain_timeout=dict(type="float", default=30),
+            drain_quiet=dict(type="int", default=2),
+            wait=dict(type="str", choices=["none", *WAIT_CONDITIONS], default="none"),
             quiet=dict(type="int", default=2),
+            hold=dict(type="float", default=0),
+            reached_state=dict(type="str", choices=list(ADMIN_STATES)),
             timeout=dict(type="float", default=60),
             interval=dict(type="float", default=1),
             socket_timeout=dict(type="float", default=10),
         ),
+        mutually_exclusive=[("server", "servers")],
+        required_one_of=[("server", "servers")],
         supports_check_mode=True,
     )
     params = module.params
-    backend, server, wait = params["backend"], params["server"], params["wait"]
-    result = dict(changed=False, backend=backend, server=server, commands=[])
+    backend, wait, drain_wait = params["backend"], params["wait"], params["drain_wait"]
+    single = params["server"] is not None
+    names = [params["server"]] if single else list(dict.fromkeys(params["servers"]))
+    result = dict(changed=False, backend=backend, commands=[])
+    if single:
+        result["server"] = names[0]
+    if drain_wait != "none" and params["state"] != "maint":
+        module.fail_json(msg=f"drain_wait={drain_wait} drains the servers before maint; it needs state=maint", **result)
+    if not names:
+        module.exit_json(servers=[], **result)
     try:
         client = RuntimeClient(params["socket"], timeout=params["socket_timeout"])
-        before = client.server(backend, server)
-        change = plan_change(before, params["state"], params["weight"])
+        before = client.servers_named(backend, names)
+        changes = {name: plan_change(before[name], params["state"], params["weight"]) for name in names}
+        drains = {name: plan_change(before[name], "drain") for name in names
+                  if drain_wait != "none" and before[name].admin_state == "ready"}
     except RuntimeApiError as error:
         module.fail_json(msg=str(error), **result)
-    result.update(before=before.as_dict(), commands=list(change.commands))
+    entries = {name: {"server": name, "before": before[name].as_dict(),
+                      "commands": list(drains[name].commands if name in drains else ()) + list(changes[name].commands)}
+               for name in names}
+    result["commands"] = [command for name in names for command in entries[name]["commands"]]
+    diffs = [dict(before=changes[name].before, after=changes[name].after,
+                  before_header=f"{backend}/{name}", after_header=f"{backend}/{name}") for name in names]
     if module._diff:
-        result["diff"] = dict(before=change.before, after=change.after,
-                              before_header=f"{backend}/{server}", after_header=f"{backend}/{server}")
-    conflict = wait_conflict(wait, change.after["admin_state"])
-    if conflict:
-        module.fail_json(msg=f"{backend}/{server} {conflict}", **result)
+        result["diff"] = diffs[0] if single else diffs
+    for name in names:
+        conflict = wait_conflict(wait, changes[name].after["admin_state"])
+        if conflict:
+            module.fail_json(msg=f"{backend}/{name} {conflict}", **_finish(result, entries, names, single))
     if module.check_mode:
-        result.update(changed=change.changed, after=before.as_dict())
-        module.exit_json(**result)
+        for name in names:
+            entries[name]["after"] = entries[name]["before"]
+        result["changed"] = any(entries[name]["commands"] for name in names)
+        module.exit_json(**_finish(result, entries, names, single))
 
+    if drains:
+        # New sessions stop everywhere at once; then each server is waited for, all in the same
+        # polls, until the drain timeout. What is still open then is taken out by maint anyway.
+        _send(module, client, [command for change in drains.values() for command in change.commands],
+              result, entries, names, single)
+        try:
+            drained = _wait(client, backend, drain_wait, list(drains), params, params["drain_timeout"],
+                            params["drain_quiet"])
+            before_maint = client.servers_named(backend, names)
+        except RuntimeApiError as error:
+            module.fail_json(msg=str(error), **_finish(result, entries, names, single))
+        for name, outcome in drained.items():
+            entries[name]["drain"] = {key: value for key, value in outcome.as_dict().items() if key != "observed"}
+        changes = {name: plan_change(before_maint[name], params["state"], params["weight"]) for name in names}
+        for name in names:
+            entries[name]["commands"] = list(drains[name].commands if name in drains else ()) + \
+                list(changes[name].commands)
+        result["commands"] = [command for name in names for command in entries[name]["commands"]]
+
+    _send(module, client, [command for name in names for command in changes[name].commands],
+          result, entries, names, single)
     try:
-        for command in change.commands:
-            client.command(command)
-            result["changed"] = True
-        after = client.server(backend, server)
+        after = client.servers_named(backend, names)
     except RuntimeApiError as error:
-        module.fail_json(msg=str(error), **result)
-    result["after"] = after.as_dict()
-    problem = unreached(after, change)
-    if problem:
-        module.fail_json(msg=f"HAProxy accepted `{'; '.join(change.commands)}` but {problem}", **result)
+        module.fail_json(msg=str(error), **_finish(result, entries, names, single))
+    problems = []
+    for name in names:
+        entries[name]["after"] = after[name].as_dict()
+        problem = unreached(after[name], changes[name])
+        if problem:
+            problems.append(f"HAProxy accepted `{'; '.join(changes[name].commands)}` but {problem}")
+    if problems:
+        module.fail_json(msg="; ".join(problems), **_finish(result, entries, names, single))
+
     if wait != "none":
-        outcome = wait_for(wait, lambda: client.server(backend, server), wait_check(wait, params["quiet"]),
-                           params["timeout"], params["interval"])
-        result["wait"] = {key: value for key, value in outcome.as_dict().items() if key != "observed"}
-        if outcome.observed:
-            result["after"] = outcome.observed
-        if not outcome.reached:
-            module.fail_json(msg=f"{backend}/{server} is not {wait}: {outcome.reason}", **result)
-    module.exit_json(**result)
+        outcomes = _wait(client, backend, wait, names, params, params["timeout"], params["quiet"], params["hold"])
+        failures = []
+        for name, outcome in outcomes.items():
+            entries[name]["wait"] = {key: value for key, value in outcome.as_dict().items() if key != "observed"}
+            if outcome.observed:
+                entries[name]["after"] = outcome.observed
+            if not outcome.reached:
+                failures.append(f"{backend}/{name} is not {wait}: {outcome.reason}")
+        reached = [name for name in names if outcomes[name].reached]
+        if params["reached_state"] and reached:
+            # The servers that passed go on at once, in one exchange; the others stay as they are.
+            try:
+                now = client.servers_named(backend, reached)
+                onward = {name: plan_change(now[name], params["reached_state"]) for name in reached}
+                _send(module, client, [command for name in reached for command in onward[name].commands],
+                      result, entries, names, single)
+                after = client.servers_named(backend, reached)
+            except RuntimeApiError as error:
+                module.fail_json(msg=str(error), **_finish(result, entries, names, single))
+            for name in reached:
+                entries[name]["commands"] = entries[name]["commands"] + list(onward[name].commands)
+                entries[name]["after"] = after[name].as_dict()
+                problem = unreached(after[name], onward[name])
+                if problem:
+                    failures.append(f"HAProxy accepted `{'; '.join(onward[name].commands)}` but {problem}")
+            result["commands"] = [command for name in names for command in entries[name]["commands"]]
+        if failures:
+            result["failed_servers"] = [name for name in names if not outcomes[name].reached]
+            module.fail_json(msg="; ".join(failures), **_finish(result, entries, names, single))
+    module.exit_json(**_finish(result, entries, names, single))
+
+
+def _finish(result, entries, names, single):
+    """The result in its public shape: one server's keys at the top, or a list under ``servers``."""
+    if single:
+        entry = entries[names[0]]
+        return dict(result, **{key: value for key, value in entry.items() if key not in ("server", "commands")})
+    return dict(result, servers=[entries[name] for name in names])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,13 @@ description:
     reloaded first when O(unit_file_changed) or when it reports a unit changed on disk.
   - With O(prune), every other instance this host has (a loaded C(wt@<port>.service), an enabled one,
     or a settings file) is stopped and disabled, and its settings file removed.
+  - With O(releases_dir), each instance runs a release, a directory of its own under O(releases_dir)
+    (O(instances[].release)), through its link C(<links_dir>/<port>); see the role's C(wt@.service).
+    An instance whose link names another release is moved (link, restart), except with
+    O(restart_on_change=false), when it keeps the release it runs until a rolling upgrade moves it.
+    An instance whose files, or whose release's O(release_files) and O(release_trees), changed after
+    it started is restarted. Releases no instance runs are then removed, the most recent kept until
+    O(releases_kept) remain, so the previous one is there for a rollback.
   - Reads all units with one C(systemctl show); needs systemd 248 or later (Debian 12 and 13).
 version_added: 0.2.0
 author:
@@ -47,6 +54,9 @@ options:
         description: The content of its settings file.
         type: str
         required: true
+      release:
+        description: The release it runs (a directory name under O(releases_dir)); needs O(releases_dir).
+        type: str
   settings_dir:
     description: Directory of the settings files. It must exist (except in check mode).
     type: path
@@ -108,6 +118,44 @@ options:
     description: Seconds a restarted instance has to accept connections before the module fails.
     type: float
     default: 30
+  releases_dir:
+    description: Where the releases are installed, one directory each; unset, instances have no releases.
+    type: path
+  links_dir:
+    description: Where each instance's link to its release is (C(<links_dir>/<port>)); needed with O(releases_dir).
+    type: path
+  release_files:
+    description: Files of a release, relative to its directory, that its instances run with.
+    type: list
+    elements: str
+    default: []
+  release_trees:
+    description: Trees of a release, relative to its directory, as in O(runtime_trees).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The tree's root, relative to the release's directory.
+        type: str
+        required: true
+      depth:
+        description: How deep to search.
+        type: int
+        required: true
+      name:
+        description: Shell pattern of the entries that count.
+        type: str
+        default: "*"
+  releases_kept:
+    description: Releases to keep installed, those instances run included; at least 1.
+    type: int
+    default: 2
+  changed_releases:
+    description: Releases this run installed again (same name, new content); their instances restart.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -174,6 +222,23 @@ daemon_reloaded:
   description: Whether systemd was reloaded.
   returned: always
   type: bool
+linked:
+  description: Instances whose link was set, with the release it names now.
+  returned: always
+  type: dict
+  sample: {"9090": "2.0"}
+releases_removed:
+  description: Release directories removed.
+  returned: always
+  type: list
+  elements: str
+outdated:
+  description:
+    - Running instances that are not what this run installs, and why, whether they were restarted or
+      not; with O(restart_on_change=false), what a rolling upgrade has to restart.
+  returned: always
+  type: dict
+  sample: {"9091": "it runs release 1.0, not 2.0"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -182,14 +247,18 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import 
     Host,
     HostError,
     Wanted,
+    installed_releases,
     newest_change,
     plan_instances,
     probe_address,
+    release_links,
     remove_file,
+    remove_release,
     settings_path,
     unit_name,
     wait_listening,
     write_file,
+    write_link,
 )
 
 
@@ -207,6 +276,7 @@ def main():
                 port=dict(type="int", required=True),
                 listen_address=dict(type="str", required=True),
                 settings=dict(type="str", required=True),
+                release=dict(type="str"),
             )),
             settings_dir=dict(type="path", required=True),
             settings_owner=dict(type="str", default="root"),
@@ -223,28 +293,50 @@ def main():
             )),
             prune=dict(type="bool", default=True),
             restart_timeout=dict(type="float", default=30),
+            releases_dir=dict(type="path"),
+            links_dir=dict(type="path"),
+            release_files=dict(type="list", elements="str", default=[]),
+            release_trees=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="str", required=True),
+                depth=dict(type="int", required=True),
+                name=dict(type="str", default="*"),
+            )),
+            releases_kept=dict(type="int", default=2),
+            changed_releases=dict(type="list", elements="str", default=[]),
         ),
+        required_together=[("releases_dir", "links_dir")],
         supports_check_mode=True,
     )
     params = module.params
     settings_dir = params["settings_dir"]
     mode = parse_mode(module, params["settings_mode"])
     owner, group = params["settings_owner"], params["settings_group"]
-    wanted = [Wanted(item["port"], item["listen_address"], to_bytes(item["settings"])) for item in params["instances"]]
+    releases_dir, links_dir = params["releases_dir"], params["links_dir"]
+    wanted = [Wanted(item["port"], item["listen_address"], to_bytes(item["settings"]), item["release"])
+              for item in params["instances"]]
     ports = [instance.port for instance in wanted]
     if len(set(ports)) != len(ports):
         module.fail_json(msg=f"instances: a port is listed twice: {sorted(ports)}")
+    if releases_dir and any(instance.release is None for instance in wanted):
+        module.fail_json(msg="instances: with releases_dir, every instance needs its release")
+    if params["releases_kept"] < 1:
+        module.fail_json(msg=f"releases_kept: {params['releases_kept']} must be at least 1 (the release instances run)")
     host = Host(module.run_command, settings_dir)
     result = dict(changed=False, written=[], restarted=[], started=[], enabled=[], stopped=[], disabled=[],
-                  removed=[], daemon_reloaded=False)
+                  removed=[], daemon_reloaded=False, linked={}, releases_removed=[], outdated={})
     settings = {port: host.settings_state(port) for port in ports}
     try:
+        links = release_links(links_dir, releases_dir, ports) if releases_dir else None
+        releases = installed_releases(releases_dir, params["release_files"], params["release_trees"]) \
+            if releases_dir else None
         plan = plan_instances(
             wanted, host.unit_states(ports), settings, host.known_units() if params["prune"] else {},
             mode=mode, owner=owner, group=group,
             newest_shared_change=newest_change(params["runtime_files"], params["runtime_trees"]),
             restart_all=params["restart_all"], restart_on_change=params["restart_on_change"],
-            unit_file_changed=params["unit_file_changed"], prune=params["prune"], settings_dir=settings_dir)
+            unit_file_changed=params["unit_file_changed"], prune=params["prune"], settings_dir=settings_dir,
+            links=links, releases=releases, releases_kept=params["releases_kept"],
+            changed_releases=params["changed_releases"])
     except HostError as error:
         module.fail_json(msg=str(error), **result)
     by_port = {instance.port: instance for instance in wanted}
@@ -258,7 +350,10 @@ def main():
                   restarted=[unit_name(port) for port in plan.restart],
                   started=[unit_name(port) for port in plan.start],
                   enabled=[unit_name(port) for port in plan.enable],
-                  stopped=plan.stop, disabled=plan.disable, removed=plan.remove)
+                  stopped=plan.stop, disabled=plan.disable, removed=plan.remove,
+                  linked={str(port): release for port, release in plan.link.items()},
+                  outdated={str(port): reason for port, reason in plan.outdated.items()},
+                  releases_removed=plan.prune_releases)
     if module.check_mode or not plan.changed:
         module.exit_json(**result)
 
@@ -266,9 +361,16 @@ def main():
     try:
         for port in plan.write:
             write_file(settings_path(settings_dir, port), by_port[port].settings, mode, owner, group)
+        # An instance that restarts onto another release is linked to it just before its restart,
+        # so that until then a crash restarts it on the release it ran.
+        for port, release in plan.link.items():
+            if port not in plan.restart:
+                write_link(links_dir, port, releases_dir, release)
         if plan.daemon_reload:
             host.systemctl("daemon-reload")
         for done, port in enumerate(plan.restart):
+            if port in plan.link:
+                write_link(links_dir, port, releases_dir, plan.link[port])
             host.systemctl("restart", unit_name(port))
             if not wait_listening(addresses[port], port, params["restart_timeout"]):
                 left = [unit_name(other) for other in plan.restart[done + 1:]]
@@ -286,6 +388,8 @@ def main():
             host.systemctl("disable", *plan.disable)
         for path in plan.remove:
             remove_file(path)
+        for release in plan.prune_releases:
+            remove_release(releases_dir, release)
     except HostError as error:
         module.fail_json(msg=str(error), **result)
     module.exit_json(**result)

@@ -1,7 +1,8 @@
 """Rolling restart and rolling upgrade of the whole fleet under load: zero failed requests.
 
 40 live sessions, spread over every instance, each send a request every 200 ms through both
-load balancers in turn while the playbook rolls every instance. A session may change its id
+load balancers in turn while the playbook rolls every instance, in batches (the role's default
+rolling_max_unavailable, 25%: a canary, then three at a time). A session may change its id
 only while its own instance is in maintenance on a load balancer (HAProxy's own log says
 when), i.e. only the sessions of the instance being restarted move; all others keep theirs.
 """
@@ -89,9 +90,10 @@ def test_rolling_restart_under_load_fails_no_request(lab, converged):
     run, load = check_roll(lab, "wtstack.fleet.rolling_restart")
     assert str(lab.installed_collections) in run.output
     rise = 2 * 2  # haproxy_check_rise x haproxy_check_interval (role defaults)
-    floor = len(instances) * (QUIET + start + rise)
-    print(f"roll of {len(instances)} instances: {run.seconds:.0f}s; floor (quiet {QUIET}s + start {start:.1f}s "
-          f"+ rise {rise}s per instance) {floor:.0f}s; ratio {run.seconds / floor:.2f}")
+    batches = int(re.search(r"^\s*- '\s+batches\s+(\d+)", run.output, re.M).group(1))
+    floor = batches * (QUIET + start + rise)
+    print(f"roll of {len(instances)} instances in {batches} batches: {run.seconds:.0f}s; floor (quiet {QUIET}s + "
+          f"start {start:.1f}s + rise {rise}s per batch) {floor:.0f}s; ratio {run.seconds / floor:.2f}")
 
 
 def test_rolling_upgrade_moves_every_instance_to_the_new_version(lab, converged):
@@ -109,8 +111,10 @@ def test_a_failed_roll_stops_out_of_rotation_and_resumes(lab, converged):
     run = lab.playbook("playbooks/rolling_restart.yml", "-e", "rolling_restart_health_path=/no-such-page",
                        "-e", "rolling_restart_start_timeout=3", *only_first)
     assert run.returncode != 0
-    assert f"Rolling restart stopped at {first.server_name}" in run.output, run.output[-3000:]
-    assert "resume" in run.output
+    assert f"The restart stopped: the canary batch failed: {first.server_name}: not answering /no-such-page" \
+        in run.output, run.output[-3000:]
+    assert f"Instances left out of rotation (maint), which is safe: {first.server_name}." in run.output
+    assert "run the same command again: it resumes" in run.output
     for lb in lab.topology.lb_hosts:
         statuses = lab.server_status(lb)
         assert statuses.pop(first.server_name).startswith("MAINT"), statuses
@@ -118,6 +122,7 @@ def test_a_failed_roll_stops_out_of_rotation_and_resumes(lab, converged):
 
     resumed = lab.playbook("playbooks/rolling_restart.yml", *only_first)
     assert resumed.returncode == 0, resumed.output[-3000:]
+    assert "resuming roll" in resumed.output
     for lb in lab.topology.lb_hosts:
         assert set(lab.server_status(lb).values()) == {"UP"}
     print(f"\nfailed roll stopped at {first.server_name} (left in MAINT); resumed in {resumed.seconds:.0f}s")

@@ -149,8 +149,9 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     # A new version (every instance must restart) and one more instance on app_host (the balancers
     # must reload), killed once the app hosts wrote their shared files.
     args = ["-e", f"wt_app_version={new_version}"]
+    # The new version's release.env is the last file the app hosts write before their instances move.
     killed = lab.interrupted_playbook("site.yml", *args, inventory=grown,
-                                      kill_after=r"^changed: \[\S+\] => \(item=/etc/wtstack/wt/app.env\)")
+                                      kill_after=r"^changed: \[\S+\] => \(item=/opt/wtstack/releases/\S+/release.env\)")
     versions = {whoami(f"http://{i.connect_address}:{i.port}")["version"] for i in lab.topology.instances}
     print(f"\nsite.yml killed after {killed.seconds:.0f}s; instances then ran versions {sorted(versions)}")
 

@@ -70,7 +70,7 @@ def test_example_renders_every_managed_file(example_plan):
     for app in ("app1", "app2"):
         expected += [f"{app}/etc/systemd/system/wt@.service", f"{app}/etc/wtstack/wt/app.env",
                      f"{app}/etc/wtstack/wt/instances/9090.env", f"{app}/etc/wtstack/wt/instances/9091.env",
-                     f"{app}/etc/wtstack/wt/wt_config.xml"]
+                     f"{app}/etc/wtstack/wt/wt_config.xml", f"{app}/opt/wtstack/releases/unversioned/release.env"]
     assert files == sorted(expected)
 
 
@@ -171,7 +171,7 @@ def test_plan_writes_what_one_template_task_per_file_writes(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert reference.returncode == 0, reference.stdout[-3000:]
     planned, expected = rendered_tree(tmp_path / "plan"), rendered_tree(tmp_path / "reference")
-    assert len([name for name, (dummy, content) in expected.items() if content is not None]) == 2 * 3 + 3 * 3 + 3 + 2 + 1
+    assert len([name for name, (dummy, content) in expected.items() if content is not None]) == 2 * 3 + 3 * 4 + 3 + 2 + 1
     assert planned.keys() == expected.keys()
     assert [name for name in expected if planned[name] != expected[name]] == []
 

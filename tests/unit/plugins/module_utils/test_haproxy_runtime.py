@@ -576,14 +576,16 @@ def test_up_conditions(captured):
 
 def test_waits_that_cannot_succeed(captured):
     assert "can never drain" in rt.wait_conflict("drained", "ready")
+    assert "can never be quiet: set state=drain (or maint) with wait=quiet" in rt.wait_conflict("quiet", "ready")
     assert "can never be seen up" in rt.wait_conflict("up", "maint")
-    pairs = [("drained", "drain"), ("drained", "maint"), ("up", "ready"), ("up", "drain"), ("none", "ready")]
-    assert [rt.wait_conflict(c, s) for c, s in pairs] == [None] * 5
+    pairs = [("drained", "drain"), ("drained", "maint"), ("quiet", "maint"), ("up", "ready"), ("up", "drain"),
+             ("none", "ready")]
+    assert [rt.wait_conflict(c, s) for c, s in pairs] == [None] * 6
     idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
     assert rt.wait_check("drained", 2)(idle)[0] == rt.REACHED
     assert rt.wait_check("drained", 600)(idle)[0] == rt.WAITING
-    assert rt.wait_check("up", 2) is rt.up
-    with pytest.raises(rt.RuntimeApiError, match="can wait for drained or up, not 'none'"):
+    assert rt.wait_check("up", 2)(idle) == rt.up(idle)
+    with pytest.raises(rt.RuntimeApiError, match="can wait for drained, quiet or up, not 'none'"):
         rt.wait_check("none", 2)
 
 
@@ -653,3 +655,150 @@ def test_wait_rides_out_a_reload_but_not_a_lost_server(captured):
     outcome = rt.wait_for("up", sequence(gone), rt.up, timeout=60, interval=1, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.polls) == (False, 1)
     assert outcome.reason == "will never be up: backend 'wt' has no server 'app1-9090'"
+
+
+# --- streams: requests and WebSocket tunnels -------------------------------------------
+
+def test_show_sess_all_tells_tunnels_from_requests(captured):
+    """Fixture: app1-9090 drained with two WebSockets and a slow request, app1-9091 with a WebSocket."""
+    counts = rt.parse_streams(captured("show_sess_all_tunnels.txt"))
+    assert counts == {("wt.app1-9090", "app1-9090"): rt.StreamCounts(requests=1, tunnels=2),
+                      ("wt.app1-9091", "app1-9091"): rt.StreamCounts(requests=0, tunnels=1)}
+    assert rt.parse_streams("") == {}
+    with pytest.raises(rt.CommandError, match="unexpected reply to `show sess all`"):
+        rt.parse_streams("Unknown command\n")
+
+
+def test_an_instances_streams_are_those_of_both_its_servers(captured):
+    busy = views(captured, "show_servers_state_tunnels.txt", "show_stat_tunnels.txt")
+    counts = rt.parse_streams(captured("show_sess_all_tunnels.txt"))
+    assert busy["app1-9090"].scur == 3
+    assert rt.streams_of(busy["app1-9090"], counts) == rt.StreamCounts(1, 2)
+    assert rt.streams_of(busy["app2-9090"], counts) == rt.StreamCounts(0, 0)
+    counts[("wt", "app2-9090")] = rt.StreamCounts(1, 0)
+    assert rt.streams_of(busy["app2-9090"], counts) == rt.StreamCounts(1, 0)
+    assert rt.streams_of(busy["solo"], {("static", "solo"): rt.StreamCounts(0, 3)}) == rt.StreamCounts(0, 3)
+
+
+def test_quiet_waits_for_requests_and_not_for_websockets(captured):
+    busy = views(captured, "show_servers_state_tunnels.txt", "show_stat_tunnels.txt")["app1-9090"]
+    tunnels_only = views(captured, "show_servers_state_tunnels.txt", "show_stat_tunnels_only.txt")["app1-9090"]
+    assert (busy.scur, tunnels_only.scur) == (3, 2)
+    assert rt.quiet_requests(busy, 0, rt.StreamCounts(1, 2)) == \
+        (rt.WAITING, "1 request(s) in flight and 2 WebSocket(s) open")
+    assert rt.quiet_requests(busy, 0) == (rt.WAITING, "3 session(s) active")  # streams not read yet
+    verdict, reason = rt.quiet_requests(tunnels_only, 0, rt.StreamCounts(0, 2))
+    assert verdict == rt.REACHED and reason.endswith("; 2 WebSocket(s) open, which its restart will close")
+    assert rt.quiet_requests(tunnels_only, 600, rt.StreamCounts(0, 2))[0] == rt.WAITING  # lastsess < 600
+    # drained counts every connection: with WebSockets open it is never reached.
+    assert rt.drained(tunnels_only, 0) == (rt.WAITING, "2 session(s) active and 0 queued")
+    ready = views(captured)["app1-9090"]
+    assert rt.quiet_requests(ready, 0)[0] == rt.HOPELESS
+
+
+# --- several servers at once -------------------------------------------------------------
+
+def test_commands_are_grouped_in_lines_haproxy_can_read():
+    commands = [f"set server wt/app{n:04d}-9090 state drain" for n in range(1000)]
+    lines = rt.command_lines(commands)
+    assert [command for line in lines for command in line] == commands
+    assert all(len("; ".join(line)) < rt.MAX_COMMAND_LINE for line in lines) and len(lines) > 1
+    assert rt.command_lines([]) == []
+
+
+def test_send_runs_a_batch_in_one_exchange_and_names_what_was_rejected(captured):
+    socket_ = ReplaySocket("\n\n")
+    client = rt.RuntimeClient("/x", connect=lambda: socket_)
+    assert client.send(["set server wt/a state drain", "set server wt/b state drain"]) == 2
+    assert socket_.sent == b"set server wt/a state drain; set server wt/b state drain\n"
+    client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket("\n" + captured("error_static_weight.txt")))
+    with pytest.raises(rt.CommandError) as caught:
+        client.send(["set server wt/a state drain", "set server static/solo weight 5"])
+    assert caught.value.accepted == 1
+    assert str(caught.value).startswith("HAProxy rejected `set server static/solo weight 5` on /x: Backend is using")
+
+
+def test_servers_named_reads_once_and_names_every_missing_server(fake_haproxy):
+    client = rt.RuntimeClient(fake_haproxy.address)
+    found = client.servers_named("wt", ["app2-9090", "app1-9090"])
+    assert list(found) == ["app2-9090", "app1-9090"] and found["app1-9090"].is_instance
+    assert len(fake_haproxy.received) == 1
+    with pytest.raises(rt.UnknownServer, match=r"has no server 'nope', 'gone'; its servers are: app1-9090, "):
+        client.servers_named("wt", ["app1-9090", "nope", "gone"])
+
+
+def many(*rounds):
+    """poll(names) replaying one {name: view} per call (the last one forever)."""
+    rounds = list(rounds)
+
+    def poll(names):
+        item = rounds.pop(0) if len(rounds) > 1 else rounds[0]
+        if isinstance(item, Exception):
+            raise item
+        return {name: (item[name], None) for name in names}
+
+    return poll
+
+
+def test_wait_for_servers_waits_for_all_at_once_and_each_stops_when_it_is_done(captured):
+    busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")
+    idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")
+    both_busy = {"a": busy["app1-9090"], "b": busy["app1-9090"]}
+    a_idle = {"a": idle["app1-9090"], "b": busy["app1-9090"]}
+    clock = FakeClock()
+    check = rt.wait_check("drained", 2)
+    outcomes = rt.wait_for_servers("drained", many(both_busy, a_idle), ["a", "b"], check, timeout=6, interval=2,
+                                   clock=clock, sleep=clock.sleep)
+    assert (outcomes["a"].reached, outcomes["a"].polls, outcomes["a"].elapsed) == (True, 2, 2.0)
+    assert (outcomes["b"].reached, outcomes["b"].polls, outcomes["b"].elapsed) == (False, 4, 6.0)
+    assert outcomes["b"].reason == "timed out after 6 s: 1 session(s) active and 0 queued"
+    assert outcomes["b"].observed["scur"] == 1
+    assert clock.sleeps == [2, 2, 2]
+
+
+def test_hold_needs_the_condition_to_last_and_a_relapse_ends_the_wait(captured):
+    up_view = view_of(captured)
+    down = views(captured, "show_servers_state.txt", "show_stat_check_failing.txt")["app1-9090"]
+    down = rt.ServerView(**{**down.as_dict(), "operational_state": "stopped"})
+    clock = FakeClock()
+    steady = rt.wait_for_servers("up", many({"c": up_view}), ["c"], rt.wait_check("up", 0), timeout=60, interval=1,
+                                 hold=3, clock=clock, sleep=clock.sleep)["c"]
+    assert (steady.reached, steady.elapsed, steady.reason) == (True, 3.0, "status UP, last check L7OK, for 3 s")
+    clock = FakeClock()
+    checking = rt.ServerView(**{**up_view.as_dict(), "check_result": "unknown", "status": "UP 1/2"})
+    flapped = rt.wait_for_servers("up", many({"c": up_view}, {"c": checking}, {"c": down}), ["c"],
+                                  rt.wait_check("up", 0), timeout=60, interval=1, hold=5,
+                                  keep=rt.keep_check("up", 0), clock=clock, sleep=clock.sleep)["c"]
+    assert (flapped.reached, flapped.elapsed) == (False, 2.0)
+    assert flapped.reason.startswith("was up for 2.0 s, then: status DOWN")
+
+
+def test_wait_for_servers_rides_out_a_reload(captured):
+    clock = FakeClock()
+    refused = rt.SocketConnectionRefused("nothing accepts connections")
+    outcomes = rt.wait_for_servers("up", many(refused, {"x": view_of(captured)}), ["x"], rt.wait_check("up", 0),
+                                   timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    assert outcomes["x"].reached and outcomes["x"].polls == 2
+
+
+def test_the_poller_reads_streams_only_when_quiet_needs_them(captured):
+    class Client:
+        def __init__(self, views):
+            self.views, self.stream_reads = views, 0
+
+        def servers_named(self, backend, names):
+            return {name: self.views[name] for name in names}
+
+        def streams(self):
+            self.stream_reads += 1
+            return rt.parse_streams(captured("show_sess_all_tunnels.txt"))
+
+    busy = views(captured, "show_servers_state_tunnels.txt", "show_stat_tunnels.txt")
+    idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")
+    client = Client(busy)
+    assert rt.server_poller(client, "wt", "quiet")(["app1-9090"]) == {
+        "app1-9090": (busy["app1-9090"], rt.StreamCounts(1, 2))}
+    assert rt.server_poller(client, "wt", "drained")(["app1-9090"])["app1-9090"][1] is None
+    client = Client(idle)
+    assert rt.server_poller(client, "wt", "quiet")(["app1-9090"])["app1-9090"][1] is None
+    assert client.stream_reads == 0

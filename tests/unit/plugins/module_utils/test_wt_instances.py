@@ -239,3 +239,109 @@ def test_waiting_for_a_listener_returns_as_soon_as_it_accepts_and_gives_up_after
     started = time.monotonic()
     assert not wi.wait_listening("127.0.0.1", port, timeout=0.3, interval=0.05)
     assert time.monotonic() - started < 3
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def on(release, *ports):
+    return [wi.Wanted(port, "198.51.100.21", b"s\n", release) for port in ports]
+
+
+INSTALLED = {"1.0": {"mtime": 100.0, "newest_change": 100.0}, "2.0": {"mtime": 200.0, "newest_change": 200.0}}
+
+
+def linked(release, ctime=500.0):
+    return wi.ReleaseLink(release, ctime)
+
+
+def test_a_fresh_host_links_every_instance_to_its_release_and_starts_it():
+    plan = wi.plan_instances(on("1.0", 9090, 9091), {}, {}, {}, links={}, releases={"1.0": INSTALLED["1.0"]}, **ROOT)
+    assert plan.link == {9090: "1.0", 9091: "1.0"} and plan.start == [9090, 9091] and plan.restart == []
+    assert "link instance 9090 to release 1.0\n" in plan.summary()
+
+
+def test_a_new_release_moves_every_running_instance_with_a_restart():
+    plan = wi.plan_instances(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
+                             {9090: settings_file(), 9091: settings_file()}, {},
+                             links={9090: linked("1.0"), 9091: linked("2.0")}, releases=INSTALLED, **ROOT)
+    assert plan.link == {9090: "2.0"} and plan.restart == [9090]
+    assert plan.reasons[9090] == "it moves to release 2.0" and plan.outdated == plan.reasons
+    assert plan.prune_releases == []  # 1.0 is the previous release: kept for a rollback
+
+
+def test_without_restart_on_change_instances_keep_their_release_for_a_rolling_upgrade():
+    plan = wi.plan_instances(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
+                             {9090: settings_file(), 9091: settings_file()}, {},
+                             links={9090: linked("1.0"), 9091: wi.ReleaseLink()}, releases=INSTALLED,
+                             restart_on_change=False, **ROOT)
+    # 9091 had no link (a host from before releases): it gets one, and moves when it next restarts.
+    assert plan.link == {9091: "2.0"} and plan.restart == []
+    # What a rolling upgrade still has to restart:
+    assert plan.outdated == {9090: "it runs release 1.0, not 2.0", 9091: "it moves to release 2.0"}
+
+
+def test_a_link_to_a_release_that_is_gone_is_set_again():
+    plan = wi.plan_instances(on("2.0", 9090), {9090: running()}, {9090: settings_file()}, {},
+                             links={9090: linked("0.9")}, releases=INSTALLED, restart_on_change=False, **ROOT)
+    assert plan.link == {9090: "2.0"}
+
+
+def test_an_instance_older_than_its_release_or_its_link_restarts():
+    fresh = {"2.0": {"mtime": 200.0, "newest_change": 1500.0}}
+    plan = wi.plan_instances(on("2.0", 9090), {9090: running(started_at=1000)}, {9090: settings_file()}, {},
+                             links={9090: linked("2.0", ctime=500.0)}, releases=fresh, **ROOT)
+    assert plan.restart == [9090] and plan.reasons[9090] == "it started before one of its files last changed"
+    plan = wi.plan_instances(on("2.0", 9090), {9090: running(started_at=1000)}, {9090: settings_file()}, {},
+                             links={9090: linked("2.0", ctime=1200.0)}, releases=INSTALLED, **ROOT)
+    assert plan.restart == [9090]
+    plan = wi.plan_instances(on("2.0", 9090), {9090: running(started_at=1000)}, {9090: settings_file()}, {},
+                             links={9090: linked("2.0", ctime=990.0)}, releases=INSTALLED, **ROOT)
+    assert not plan.changed
+
+
+def test_releases_nobody_runs_are_removed_keeping_the_most_recent_ones():
+    installed = {"0.8": {"mtime": 50.0}, "0.9": {"mtime": 80.0}, **INSTALLED}
+    assert wi.releases_to_prune(installed, {"2.0"}, 2) == ["0.8", "0.9"]
+    assert wi.releases_to_prune(installed, {"2.0"}, 3) == ["0.8"]
+    assert wi.releases_to_prune(installed, {"1.0", "2.0"}, 2) == ["0.8", "0.9"]
+    assert wi.releases_to_prune(installed, {"1.0", "2.0", "0.8"}, 1) == ["0.9"]  # in use is never removed
+
+
+def test_links_releases_and_their_removal_on_disk(tmp_path):
+    releases, links = tmp_path / "releases", tmp_path / "instances"
+    for release in ("1.0", "2.0"):
+        (releases / release / "venv" / "lib" / "x.dist-info").mkdir(parents=True)
+        (releases / release / "release.env").write_text(f"WT_APP_VERSION={release}\n")
+    (releases / ".partial").mkdir()
+    wi.write_link(str(links), 9090, str(releases), "1.0")
+    (links / "9091").symlink_to("/somewhere/else")
+    assert wi.release_links(str(links), str(releases), [9090, 9091, 9092]) == {
+        9090: wi.ReleaseLink("1.0", os.lstat(links / "9090").st_ctime),
+        9091: wi.ReleaseLink(None, os.lstat(links / "9091").st_ctime), 9092: wi.ReleaseLink()}
+    wi.write_link(str(links), 9090, str(releases), "2.0")
+    assert os.readlink(links / "9090") == str(releases / "2.0") and sorted(os.listdir(links)) == ["9090", "9091"]
+    found = wi.installed_releases(str(releases), ["release.env"], [{"path": "venv/lib", "depth": 1, "name": "*.dist-info"}])
+    assert sorted(found) == ["1.0", "2.0"]
+    assert found["1.0"]["newest_change"] == max(os.lstat(releases / "1.0" / "release.env").st_ctime,
+                                                os.lstat(releases / "1.0" / "venv" / "lib" / "x.dist-info").st_ctime)
+    wi.remove_release(str(releases), "1.0")
+    assert sorted(os.listdir(releases)) == [".partial", "2.0"]
+    assert wi.installed_releases(str(tmp_path / "none")) == {}
+
+
+def test_a_release_installed_again_restarts_its_instances_only():
+    plan = wi.plan_instances(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
+                             {9090: settings_file(), 9091: settings_file()}, {},
+                             links={9090: linked("2.0"), 9091: linked("1.0")}, releases=INSTALLED,
+                             restart_on_change=True, changed_releases=["2.0"], **ROOT)
+    assert plan.restart == [9090, 9091]
+    assert plan.reasons == {9090: "its release 2.0 was installed again", 9091: "it moves to release 2.0"}
+
+
+def test_a_stopped_instance_that_keeps_its_release_is_still_outdated_for_the_roll():
+    plan = wi.plan_instances(on("2.0", 9090), {9090: wi.UnitState(loaded=True, enabled=True)},
+                             {9090: settings_file()}, {}, links={9090: linked("1.0")}, releases=INSTALLED,
+                             restart_on_change=False, **ROOT)
+    assert plan.start == [9090] and plan.link == {}
+    assert plan.outdated == {9090: "it starts on release 1.0, not 2.0"}

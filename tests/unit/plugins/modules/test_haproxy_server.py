@@ -1,5 +1,6 @@
 """haproxy_server against a real HAProxy: idempotence, check and diff mode, waiting, failures."""
 
+import threading
 import time
 
 import pytest
@@ -179,3 +180,125 @@ def test_nothing_listening_on_tcp(run_module):
     result = run_module(haproxy_server, {"socket": "tcp:127.0.0.1:1", "server": "app1-9090", "state": "drain"})
     assert result["failed"] is True
     assert "nothing accepts connections on HAProxy runtime socket tcp:127.0.0.1:1" in result["msg"]
+
+
+# --- several servers at once ---------------------------------------------------------------
+
+def test_servers_change_together_in_one_exchange_and_are_idempotent(haproxy_lab, server):
+    result = server(servers=["app1-9090", "app1-9091"], state="drain")
+    assert result["changed"] is True and "server" not in result
+    assert result["commands"] == ["set server wt/app1-9090 state drain", "set server wt/app1-9091 state drain"]
+    assert [(entry["server"], entry["after"]["admin_state"]) for entry in result["servers"]] == \
+        [("app1-9090", "drain"), ("app1-9091", "drain")]
+    again = server(servers=["app1-9090", "app1-9091"], state="drain")
+    assert again["changed"] is False and again["commands"] == []
+
+
+def test_servers_in_check_and_diff_mode(haproxy_lab, server):
+    before = admin_states(haproxy_lab)
+    result = server(check_mode=True, diff=True, servers=["app1-9090", "app1-9091"], state="maint",
+                    drain_wait="quiet", wait="quiet")
+    assert result["changed"] is True
+    assert result["commands"] == ["set server wt/app1-9090 state drain", "set server wt.app1-9090/app1-9090 state maint",
+                                  "set server wt/app1-9091 state drain", "set server wt.app1-9091/app1-9091 state maint"]
+    assert [diff["after"]["admin_state"] for diff in result["diff"]] == ["maint", "maint"]
+    assert admin_states(haproxy_lab) == before
+
+
+def test_servers_that_do_not_exist_are_all_named(haproxy_lab, server):
+    result = server(servers=["app1-9090", "app7-9090", "app8-9090"], state="drain")
+    assert result["failed"] is True and result["changed"] is False
+    assert "has no server 'app7-9090', 'app8-9090'" in result["msg"]
+
+
+def test_an_empty_list_does_nothing(haproxy_lab, server):
+    result = server(servers=[], state="maint", wait="up")
+    assert (result["changed"], result["servers"], result.get("failed")) == (False, [], None)
+
+
+def test_server_and_servers_are_exclusive_and_drain_wait_needs_maint(haproxy_lab, server):
+    assert "mutually exclusive" in server(server="app1-9090", servers=["app1-9091"])["msg"]
+    assert "one of the following is required" in server(state="drain")["msg"]
+    result = server(servers=["app1-9090"], state="drain", drain_wait="quiet")
+    assert result["failed"] is True and "it needs state=maint" in result["msg"]
+
+
+def test_drain_wait_quiet_lets_a_request_finish_but_not_a_websocket(haproxy_lab, server):
+    """A batch going out of rotation: app1-9090 has a WebSocket and a request in flight, app1-9091 a
+    WebSocket. The request is waited for; the WebSockets are not, and are reported."""
+    tunnels = [haproxy_lab.open_websocket("app1-9090"), haproxy_lab.open_websocket("app1-9091")]
+    request = haproxy_lab.hold_session("app1-9090", 1.5)
+    time.sleep(0.3)
+    started = time.monotonic()
+    try:
+        result = server(servers=["app1-9090", "app1-9091"], state="maint", drain_wait="quiet", drain_timeout=10,
+                        drain_quiet=0, wait="quiet", quiet=0, timeout=5, interval=0.1)
+    finally:
+        for tunnel in tunnels:
+            tunnel.close()
+        request.join()
+    assert result.get("failed") is None, result["msg"]
+    busy, idle = result["servers"]
+    assert busy["drain"]["reached"] is True and busy["drain"]["elapsed"] >= 1.0
+    assert busy["drain"]["reason"].endswith("1 WebSocket(s) open, which its restart will close")
+    assert idle["drain"]["elapsed"] < 1.0
+    assert (busy["after"]["admin_state"], busy["after"]["scur"]) == ("maint", 1)
+    assert time.monotonic() - started < 5
+
+
+def test_drain_wait_drained_waits_for_websockets_until_its_deadline_then_takes_them_out(haproxy_lab, server):
+    tunnel = haproxy_lab.open_websocket("app1-9090")
+    try:
+        result = server(servers=["app1-9090"], state="maint", drain_wait="drained", drain_timeout=1, drain_quiet=0,
+                        interval=0.2)
+    finally:
+        tunnel.close()
+    entry = result["servers"][0]
+    assert result.get("failed") is None and result["changed"] is True
+    assert entry["drain"]["reached"] is False
+    assert entry["drain"]["reason"] == "timed out after 1 s: 1 session(s) active and 0 queued"
+    assert entry["after"]["admin_state"] == "maint" and entry["after"]["scur"] == 1
+
+
+def test_drain_wait_drained_goes_on_as_soon_as_the_last_websocket_closes(haproxy_lab, server):
+    tunnel = haproxy_lab.open_websocket("app1-9090")
+    closer = threading.Timer(1.0, tunnel.close)
+    closer.start()
+    result = server(servers=["app1-9090"], state="maint", drain_wait="drained", drain_timeout=10, drain_quiet=0,
+                    interval=0.1)
+    drain = result["servers"][0]["drain"]
+    assert drain["reached"] is True and 0.9 <= drain["elapsed"] < 2.0
+
+
+def test_a_failed_wait_reports_every_server_and_names_the_failed_ones(haproxy_lab, server):
+    result = server(servers=["app1-9090", "app2-9090"], state="drain", wait="up", timeout=1, interval=0.2)
+    assert result["failed"] is True and result["changed"] is True
+    assert result["failed_servers"] == ["app2-9090"]
+    assert result["msg"].startswith("wt/app2-9090 is not up: timed out after 1 s: status DOWN")
+    assert [entry["wait"]["reached"] for entry in result["servers"]] == [True, False]
+
+
+def test_hold_fails_as_soon_as_a_server_stops_being_up(haproxy_lab, server):
+    def break_it():
+        haproxy_lab.backends["a"].healthy = False
+
+    breaker = threading.Timer(0.6, break_it)
+    breaker.start()
+    result = server(servers=["app1-9090", "app1-9091"], wait="up", hold=4, timeout=10, interval=0.1)
+    breaker.join()
+    assert result["failed_servers"] == ["app1-9090"], [entry["wait"] for entry in result["servers"]]
+    failed, steady = result["servers"]
+    assert failed["wait"]["reason"].startswith("was up for ")
+    assert failed["wait"]["elapsed"] < 3.5
+    assert steady["wait"]["reached"] is True and steady["wait"]["reason"].endswith(", for 4 s")
+
+
+def test_servers_that_come_up_go_back_in_rotation_and_the_others_stay_drained(haproxy_lab, server):
+    server(servers=["app1-9090", "app2-9090"], state="maint")
+    result = server(servers=["app1-9090", "app2-9090"], state="drain", wait="up", reached_state="ready",
+                    timeout=3, interval=0.2)
+    assert result["failed"] is True and result["failed_servers"] == ["app2-9090"]
+    up, down = result["servers"]
+    assert up["commands"][-1] == "set server wt/app1-9090 state ready"
+    assert (up["after"]["admin_state"], down["after"]["admin_state"]) == ("ready", "drain")
+    assert admin_states(haproxy_lab)[("wt", "app1-9090")][0] == 0
