@@ -905,18 +905,18 @@ def wait_for_servers(condition, poll, names, check, timeout, interval, hold=0.0,
     outcomes, observed, reasons, since, polls = {}, {}, {}, {}, 0
     while waiting:
         polls += 1
-        error, verdicts = None, {}
+        error, error_verdict, verdicts = None, None, {}
         try:
             read = poll(list(waiting))
         except _TRANSIENT as failure:
-            error, verdict = str(failure), WAITING
+            error, error_verdict = str(failure), WAITING
         except RuntimeApiError as failure:
-            error, verdict = str(failure), HOPELESS
+            error, error_verdict = str(failure), HOPELESS
         now = clock()
         elapsed = now - start
         for name in waiting:
             if error is not None:
-                verdicts[name] = (verdict, error)
+                verdicts[name] = (error_verdict, error)
                 continue
             view, streams = read[name]
             observed[name] = view.as_dict()

@@ -453,7 +453,7 @@ def summary_lines(state, now):
         ("duration", f"{duration(now - state['started'])} ({now - state['started']:.1f} s)"),
     ]
     rows = [row for row in rows if row]
-    width = max(len(name) for name, _ in rows)
+    width = max(len(row[0]) for row in rows)
     lines = [f"{title}: {verdict}"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
     if state["batches"]:
@@ -663,5 +663,5 @@ def plan_rollback(instances, state, params, now, play_hosts=None, info=()):
         empty = start_roll(instances, dict(back, servers=None), now, play_hosts=[], roll_id=f"{state['id']}-rollback")
         return describe(dict(empty, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
                              keep_out=[], watch=[], plan=["rollback: nothing the upgrade moved can go "
-                                                                          "back (no previous release recorded)"]), now)
+                                                          "back (no previous release recorded)"]), now)
     return plan(instances, back, now, play_hosts=play_hosts, info=info, roll_id=f"{state['id']}-rollback")

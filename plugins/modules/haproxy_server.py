@@ -68,8 +68,8 @@ options:
     description:
       - With O(state=maint) only. Before taking the servers out, put those still in ready in drain and
         wait, at most O(drain_timeout) seconds, until they are V(drained) or V(quiet) (see O(wait)).
-        Servers still busy at the deadline are put in maint anyway; RV(servers[].drain) says what
-        each one still had. A server already in drain or maint is not waited for.
+        Servers still busy at the deadline are put in maint anyway; RV(drain) of each entry of RV(servers)
+        says what each one still had. A server already in drain or maint is not waited for.
       - V(drained) waits for every connection to close, WebSockets included, so with them it waits
         until no user is left (or the deadline). V(quiet) waits for HTTP requests only.
     type: str

@@ -91,7 +91,7 @@ class CapacitySampler:
         return self
 
     def lowest(self):
-        return {lb: min((ready for _, ready in samples), default=None) for lb, samples in self.samples.items()}
+        return {lb: min((sample[1] for sample in samples), default=None) for lb, samples in self.samples.items()}
 
 
 def summary(output):
@@ -252,7 +252,7 @@ def test_a_roll_stopped_by_its_deadline_resumes_with_the_rest(fleet):
     second, load, sampler = rolled_under_load(fleet, "playbooks/rolling_restart.yml", *DRAIN,
                                               "-e", "rolling_max_unavailable=2", "--limit", ",".join(hosts))
     assert second.returncode == 0, second.output[-6000:]
-    assert f"resuming roll" in second.output and f"{len(rolled)} instance(s) already rolled" in second.output
+    assert "resuming roll" in second.output and f"{len(rolled)} instance(s) already rolled" in second.output
     pids_after = instance_pids(fleet)
     assert all(pids_after[name] == pids_middle[name] for name in rolled), "the re-run rolled them again"
     assert all(pids_after[name] != pids_before[name] for name in names), "an instance was never rolled"

@@ -38,6 +38,11 @@ def run_to_end(state, fail=(), now=1000.0):
                                              "failed": failed, "cut": 1}, now)
 
 
+def run_to_end_batches(state, fail=()):
+    """The batches of run_to_end, without its final state."""
+    return run_to_end(state, fail)[0]
+
+
 def hosts_of(batch):
     return [server.rsplit("-", 1)[0] for server in batch]
 
@@ -71,17 +76,17 @@ def test_24_instances_at_25_percent_take_a_canary_and_four_batches_one_instance_
 
 
 def test_12_instances_at_25_percent_take_as_many_batches_as_24():
-    twelve, _ = run_to_end(start(fleet(3, 3, 3, 3), max_unavailable="25%"))
+    twelve = run_to_end_batches(start(fleet(3, 3, 3, 3), max_unavailable="25%"))
     assert [len(batch) for batch in twelve] == [1, 3, 3, 3, 2]
 
 
 def test_one_at_a_time_is_one_batch_per_instance():
-    batches, _ = run_to_end(start(fleet(*[3] * 8), max_unavailable=1))
+    batches = run_to_end_batches(start(fleet(*[3] * 8), max_unavailable=1))
     assert [len(batch) for batch in batches] == [1] * 24
 
 
 def test_no_canary_starts_with_a_full_batch():
-    batches, _ = run_to_end(start(fleet(3, 3, 3, 3), max_unavailable=3, canary=0))
+    batches = run_to_end_batches(start(fleet(3, 3, 3, 3), max_unavailable=3, canary=0))
     assert [len(batch) for batch in batches] == [3, 3, 3, 3]
 
 
@@ -93,32 +98,32 @@ def test_a_canary_larger_than_max_unavailable_is_cut_to_it():
 
 def test_never_every_instance_of_a_host_in_one_batch():
     # Two hosts of two: even with room for four, each batch leaves each host one instance.
-    batches, _ = run_to_end(start(fleet(2, 2), max_unavailable="100%", canary=0))
+    batches = run_to_end_batches(start(fleet(2, 2), max_unavailable="100%", canary=0))
     assert batches == [["app1-9090", "app2-9090"], ["app1-9091", "app2-9091"]]
 
 
 def test_hosts_of_one_instance_go_out_whole():
-    batches, _ = run_to_end(start(fleet(1, 1, 1, 1, 1), max_unavailable="60%", canary=1))
+    batches = run_to_end_batches(start(fleet(1, 1, 1, 1, 1), max_unavailable="60%", canary=1))
     assert [len(batch) for batch in batches] == [1, 3, 1]
 
 
 def test_odd_sizes():
     # 7 instances on hosts of 3, 3 and 1 at 50%: three at a time, at most two of a host of three.
-    batches, _ = run_to_end(start(fleet(3, 3, 1), max_unavailable="50%", canary=1))
+    batches = run_to_end_batches(start(fleet(3, 3, 1), max_unavailable="50%", canary=1))
     assert [len(batch) for batch in batches] == [1, 3, 3]
     for batch in batches:
         assert max(hosts_of(batch).count(host) for host in set(hosts_of(batch))) <= 2
 
 
 def test_a_host_of_many_instances_alone_still_keeps_one_in_rotation():
-    batches, _ = run_to_end(start(fleet(5), max_unavailable="100%", canary=0))
+    batches = run_to_end_batches(start(fleet(5), max_unavailable="100%", canary=0))
     assert [len(batch) for batch in batches] == [4, 1]
 
 
 def test_weights_bound_the_share_of_new_sessions_out_at_once():
     # Weights 200, 100, 50, 50 (total 400), 50%: the heavy one goes out alone, the others together.
     instances = fleet(2, 2, weights={"app1": [200, 100], "app2": [50, 50]})
-    batches, _ = run_to_end(start(instances, max_unavailable="50%", canary=0))
+    batches = run_to_end_batches(start(instances, max_unavailable="50%", canary=0))
     assert batches == [["app1-9090"], ["app2-9090", "app1-9091"], ["app2-9091"]]
 
 
@@ -130,7 +135,7 @@ def test_an_instance_heavier_than_the_limit_still_rolls_alone():
 
 def test_zero_weight_instances_count_but_weigh_nothing():
     instances = fleet(2, 2, weights={"app1": [0, 0], "app2": [100, 100]})
-    batches, _ = run_to_end(start(instances, max_unavailable="50%", canary=0))
+    batches = run_to_end_batches(start(instances, max_unavailable="50%", canary=0))
     assert batches == [["app1-9090", "app2-9090"], ["app1-9091", "app2-9091"]]
 
 
@@ -138,7 +143,7 @@ def test_a_selection_by_server_names_rolls_those_only_and_shares_are_of_them():
     state = start(fleet(3, 3, 3, 3), max_unavailable="50%", canary=0,
                   servers=["app1-9090", "app2-9091", "app3-9092", "app4-9090"])
     assert state["selected"] == 4 and state["limits"]["count"] == 2
-    batches, _ = run_to_end(state)
+    batches = run_to_end_batches(state)
     assert sorted(itertools.chain(*batches)) == ["app1-9090", "app2-9091", "app3-9092", "app4-9090"]
     assert [len(batch) for batch in batches] == [2, 2]
 
@@ -288,7 +293,7 @@ def test_progress_line_names_the_batch_its_instances_and_the_time_left():
 
 
 def test_summary_table_counts_rolled_failed_cut_and_duration():
-    _, state = run_to_end(start(fleet(3, 3, 3, 3), max_unavailable=3, max_failed=0), fail={"app3-9090"})
+    state = run_to_end(start(fleet(3, 3, 3, 3), max_unavailable=3, max_failed=0), fail={"app3-9090"})[1]
     lines = rolling.summary_lines(state, state["started"] + 125)
     assert lines[0].startswith("Rolling restart: stopped: 1 instance(s) failed")
     text = "\n".join(lines)
