@@ -140,7 +140,8 @@ def test_interrupted_site_run_converges_on_rerun(lab, converged, tmp_path):
     count = len(lab.topology.instances_on(app_host))
     first = lab.topology.instances[0]
     version = whoami(f"http://{first.connect_address}:{first.port}")["version"]
-    new_version = f"{version}-next"
+    # The lab's instances may run the unversioned release (wt_app_version unset): "" cannot start a name.
+    new_version = f"{version}-next" if version else "next"
     grown = inventory_with(lab, tmp_path, app_host, count + 1)
     prefixes = [instance.prefix for instance in lab.topology.instances]
     load = SessionLoad(lab.lb_urls, prefixes, sessions=SESSIONS, interval=INTERVAL, on_stall=lab.snapshot_stall).start()
