@@ -18,7 +18,7 @@ help:
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
 	@echo "make lint        ansible-lint (production) and changelog lint"
 	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
-	@echo "make bench       benchmarks (~10 min, root for the lab part): rewrites docs/benchmarks.md and docs/benchmarks.png"
+	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
 venv: $(VENV)/.installed
 

@@ -700,14 +700,18 @@ def notes(summary, facts, profiles):
         "part of the clients-scenario slope is a real cost of a big fleet, but not of routing. The two scenarios "
         "are never mixed in a ratio.")
     result.append(
-        "- What still grows in ours, clients scenario: a session's first request (no `wtd` yet) is placed by backend "
-        "`wt` and travels on a connection of the instance's placement server there; its later requests go to the "
-        "instance's own backend, whose server keeps idle connections of its own. HAProxy reuses an idle connection "
-        "only for the same server object, so a session opens up to one more backend connection than in the "
-        "baseline (compare backend conns/req; the difference is at most one per session, "
-        f"1/{SESSION_REQUESTS} per request here). HAProxy offers no way to share idle connections between two "
-        "servers; placing new sessions directly in the instances' own backends would need per-instance listeners "
-        "(a second hop for every new session), which costs more than the connection it saves.")
+        "- What still grows in ours, clients scenario, is connection setup, not routing. The role sets "
+        "`http-reuse never`: Wt 4.13 takes a WebSocket upgrade only as the first request of a server connection, "
+        "and with `retry-on` covering empty responses and response timeouts HAProxy otherwise sends even a "
+        "client's first request over an idle connection that served another client (2 of 10 upgrades after a "
+        "page request worked on the lab's HAProxy 3.0; 20 of 20 with `never`). With `never`, HAProxy opened "
+        "a backend connection for almost every request once sessions spread over many instances (backend "
+        "conns/req above); that connect, not a lookup, is the slope. Side by side in one `--quick` run "
+        "(N = 10, clients scenario, HAProxy 2.6), the role's configuration with `http-reuse safe` instead "
+        "opened 0.00 connections per request at 23.0 µs of HAProxy CPU per request, against 0.79 and 56.3 µs "
+        "with `never`, and held its N = 2 figure (23.0 µs). Restoring reuse without breaking upgrades "
+        "(for example a backend of its own for upgrade requests) is the next step; the two scenarios are "
+        "never mixed in a ratio.")
     result.append(
         "- Ours also does per-request work the seed does not (`option forwardfor`, `X-Forwarded-Proto`), which "
         "is in ours ÷ seed at every N.")
