@@ -144,6 +144,9 @@ def restart(run, instances, path, timeout, interval, check=probe, clock=time.mon
     if not units:
         return outcomes
     started = clock()
+    # A unit that crash-looped (a broken release) may have hit systemd's start limit, which refuses
+    # every start, even of the release that works, until the failed state is reset.
+    run(["systemctl", "reset-failed", *units])
     rc, dummy, err = run(["systemctl", "restart", *units])
     restart_error = err.strip() if rc != 0 else ""
     answers = wait_healthy(instances, path, max(0.0, timeout - (clock() - started)), interval, check, clock, sleep)

@@ -371,6 +371,8 @@ def main():
         for done, port in enumerate(plan.restart):
             if port in plan.link:
                 write_link(links_dir, port, releases_dir, plan.link[port])
+            # A crash-looping unit may have hit systemd's start limit, which refuses any start until reset.
+            host.systemctl("reset-failed", unit_name(port), check=False)
             host.systemctl("restart", unit_name(port))
             if not wait_listening(addresses[port], port, params["restart_timeout"]):
                 left = [unit_name(other) for other in plan.restart[done + 1:]]

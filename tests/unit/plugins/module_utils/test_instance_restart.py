@@ -40,6 +40,8 @@ class Host:
         self.commands.append(argv)
         if argv[:2] == ["systemctl", "restart"]:
             return self.restart_rc, "", "Job for wt@9092.service failed.\n" if self.restart_rc else ""
+        if argv[:2] == ["systemctl", "reset-failed"]:
+            return 0, "", ""
         if argv[:2] == ["systemctl", "show"]:
             return 0, self.show, ""
         if argv[0] == "journalctl":
@@ -63,7 +65,8 @@ def test_one_systemctl_call_restarts_them_all_then_each_is_waited_for():
     check, clock = answers({9090: 0.5, 9092: 1.25})
     host = Host()
     outcomes = ir.restart(host, INSTANCES, "/health", 10, 0.25, check, clock, clock.sleep)
-    assert host.commands == [["systemctl", "restart", "wt@9090.service", "wt@9092.service"]]
+    assert host.commands == [["systemctl", "reset-failed", "wt@9090.service", "wt@9092.service"],
+                             ["systemctl", "restart", "wt@9090.service", "wt@9092.service"]]
     assert [(o.server, o.healthy, o.seconds) for o in outcomes] == [("app1-9090", True, 0.5), ("app1-9092", True, 1.25)]
     assert outcomes[0].reason == "answered /health after 0.5 s"
 
@@ -133,4 +136,5 @@ def test_instances_move_to_their_release_before_the_restart_and_say_which_they_r
         ("app1-9090", True, "2.0", "1.0"), ("app1-9092", False, None, None), ("app1-9094", True, None, None)]
     assert outcomes[1].reason.startswith("release 3.0 is not installed in ")
     assert os.readlink(links / "9090") == str(releases / "2.0") and not (links / "9092").exists()
-    assert host.commands[0] == ["systemctl", "restart", "wt@9090.service", "wt@9094.service"]
+    assert host.commands[:2] == [["systemctl", "reset-failed", "wt@9090.service", "wt@9094.service"],
+                                 ["systemctl", "restart", "wt@9090.service", "wt@9094.service"]]
