@@ -89,8 +89,11 @@ def test_report_and_plot_written(report):
 def test_proxy_overhead_measured_without_errors(report):
     dummy, data = report
     proxy = data["proxy_overhead"]
-    if "unavailable" in proxy:
+    # Only a machine without Python >= 3.12 (witty-for-python needs one) may leave it out; a venv or
+    # pip install that failed is a failure.
+    if proxy.get("unavailable", "").startswith("no Python >= 3.12"):
         pytest.skip(f"proxy overhead not measured: {proxy['unavailable']}")
+    assert "unavailable" not in proxy, proxy["unavailable"]
     measured = {(m["kind"], m["target"]) for m in proxy["measurements"]}
     assert measured == {(k, t) for k in ("page", "sticky", "static") for t in ("direct", "haproxy")}
     for m in proxy["measurements"]:
