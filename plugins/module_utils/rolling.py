@@ -31,6 +31,8 @@ from collections.abc import Mapping
 
 KINDS = ("restart", "upgrade", "rollback")
 JOURNAL_FORMAT = 1
+# The steps of a batch, as the summary names them: out of rotation, restart, back in rotation.
+BATCH_STEPS = ("out", "restart", "back")
 _COUNT = re.compile(r"\s*(\d+)\s*(%?)\s*")
 
 
@@ -312,7 +314,8 @@ def next_batch(state, now):
                     f"no instance can leave rotation without breaking rolling_max_unavailable "
                     f"({state['limits']['spec']}) or taking a host's last instance out: out of rotation now: "
                     f"{outside}; still to roll: {waiting}")
-    return dict(state, batch=batch, batch_number=len(state["batches"]) + 1, batch_started=now, batch_canary=canary)
+    return dict(state, batch=batch, batch_number=len(state["batches"]) + 1, batch_started=now, batch_canary=canary,
+                batch_steps={}, batch_step_at=now)
 
 
 def stop(state, why, reason):
@@ -335,7 +338,7 @@ def finish_batch(state, outcome, now):
     out = (set(state["out"]) - set(rolled)) | set(failed)
     entry = {"number": state["batch_number"], "servers": batch, "canary": bool(state.get("batch_canary")),
              "seconds": round(now - state["batch_started"], 1), "cut": int(outcome.get("cut", 0)),
-             "failed": sorted(failed)}
+             "failed": sorted(failed), "steps": dict(outcome.get("steps") or {})}
     previous = dict(state["previous"])
     previous.update({server: release for server, release in (outcome.get("previous") or {}).items()
                      if server in batch})
@@ -457,10 +460,16 @@ def summary_lines(state, now):
     lines = [f"{title}: {verdict}"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
     if state["batches"]:
-        lines.append(f"  {'batch':>5}  {'instances':>9}  {'seconds':>7}  {'cut':>4}  failed")
+        # Where each batch's time went: out of rotation (drain, quiet, maint, nothing in flight), the
+        # restart up to the health URL, back (passing checks on every balancer, then ready).
+        lines.append(f"  {'batch':>5}  {'instances':>9}  {'seconds':>7}  {'out':>5}  {'restart':>7}  {'back':>5}  "
+                     f"{'cut':>4}  failed")
         for batch in state["batches"]:
+            steps = batch.get("steps") or {}
+            shown = [f"{steps[step]:.1f}" if step in steps else "-" for step in BATCH_STEPS]
             lines.append(f"  {str(batch['number']) + ('c' if batch['canary'] else ''):>5}  {len(batch['servers']):>9}  "
-                         f"{batch['seconds']:>7.1f}  {batch['cut']:>4}  {', '.join(batch['failed']) or '-'}")
+                         f"{batch['seconds']:>7.1f}  {shown[0]:>5}  {shown[1]:>7}  {shown[2]:>5}  "
+                         f"{batch['cut']:>4}  {', '.join(batch['failed']) or '-'}")
     return lines
 
 
@@ -523,11 +532,22 @@ def _lb_failures(servers, results, what):
     return failed
 
 
+def _timed(state, step, now):
+    """The batch's step times so far ({step: seconds}) with ``step`` ending ``now``."""
+    started = state.get("batch_step_at", state.get("batch_started"))
+    started = now if started is None else started
+    return dict(state.get("batch_steps") or {}, **{step: round(now - started, 1)})
+
+
 def advance(state, step, results, now):
     """The state after one step of the current batch (see above): "out", "restart", then "done" (the
-    up step's results: the batch is recorded and the next one chosen), and "watch" after the canary's."""
+    up step's results: the batch is recorded and the next one chosen), and "watch" after the canary's.
+    Each batch keeps how long its out, restart and back steps took (the summary's columns)."""
     results = ansible_results(results)
     failed = dict(state.get("batch_failed") or {})
+    if step in ("out", "restart", "done"):
+        state = dict(state, batch_steps=_timed(state, BATCH_STEPS[("out", "restart", "done").index(step)], now),
+                     batch_step_at=now)
     if step == "out":
         batch = [server for server in state["batch"] if server not in failed]
         failed.update(_lb_failures(batch, results, "requests still in flight"))
@@ -571,7 +591,8 @@ def advance(state, step, results, now):
         rolled = [server for server in state["bring_up"] if server not in failed]
         cut = sum(count for server, count in (state.get("batch_cut") or {}).items() if server not in failed)
         recorded = finish_batch(state, {"rolled": rolled, "failed": failed, "cut": cut,
-                                        "previous": state.get("batch_previous") or {}}, now)
+                                        "previous": state.get("batch_previous") or {},
+                                        "steps": state["batch_steps"]}, now)
         recorded = dict(recorded, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
                         keep_out=sorted(failed),
                         watch=list(rolled) if recorded["batches"][-1]["canary"]

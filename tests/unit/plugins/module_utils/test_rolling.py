@@ -345,6 +345,11 @@ def test_a_batch_goes_out_restarts_comes_up_and_back_in_rotation():
     assert state["rolled"] == ["app1-9090", "app2-9090"] and state["cut"] == 6
     assert state["batch"] == ["app1-9091", "app2-9091"] and state["journal"]["rolled"] == {
         "app1-9090": {"from": None}, "app2-9090": {"from": None}}
+    # Where the batch's 9 s went, step by step, in the summary's table.
+    assert state["batches"][0]["steps"] == {"out": 1.0, "restart": 4.0, "back": 4.0}
+    header, row = state["summary"][-2:]
+    assert header.split() == ["batch", "instances", "seconds", "out", "restart", "back", "cut", "failed"]
+    assert row.split() == ["1", "2", "9.0", "1.0", "4.0", "4.0", "6", "-"]
 
 
 def test_an_instance_failing_a_step_goes_no_further_and_stays_out():
