@@ -7,8 +7,9 @@ use (sessions spread over every instance, a request every 200 ms each, through b
 turn); not one request may fail. Then:
 
 - roll time, side by side: 24 instances at rolling_max_unavailable 25% against 12 (the instances of
-  four hosts) at 25% (goal: ratio <= 1.3) and against 24 at 1 (the speed-up), with every balancer's
-  ready instances sampled throughout each roll, never below the floor;
+  four hosts) at 25%, the fastest of three alternating rounds each (goal: ratio <= 1.3), and against
+  24 at 1 (the speed-up), with every balancer's ready instances sampled throughout each roll, never
+  below the floor;
 - a release whose instances fail their health check stops at the canary, every other instance
   untouched (same pid), and rolling_rollback_on_failure puts the canary back on 1.0; going back
   with -e wt_app_version=1.0 moves only what is off it and installs nothing;
@@ -163,9 +164,11 @@ def step_seconds(output):
 
 
 def test_roll_time_grows_with_batches_not_instances_and_capacity_never_falls_below_the_floor(fleet):
-    """Each size at 25% is rolled twice, alternately, and the faster round of each is compared: a
-    rare slow batch (a request Wt never answers holds its drain until HAProxy's server timeout) lands
-    in one round, not in both, and the machine's load drifts over minutes, not within a pair."""
+    """Each size at 25% is rolled three times, alternately, and the fastest round of each is compared:
+    a rare slow batch (a request Wt never answers holds its drain until HAProxy's server timeout) lands
+    in one round, not in all, and the machine's load drifts over minutes, not within a pair. What the
+    lab cannot take out is its shared CPU: a batch's restarts run on 2 cores for every host at once,
+    so the restart step grows with the batch here (printed per step), unlike on separate hosts."""
     instances = len(fleet.topology.instances)
     four_hosts = ",".join(fleet.topology.app_hosts[:4])
     sizes = {"24 at 25%": (["-e", "rolling_max_unavailable=25%"], instances // 4),
@@ -173,7 +176,7 @@ def test_roll_time_grows_with_batches_not_instances_and_capacity_never_falls_bel
              "24 at 1": (["-e", "rolling_max_unavailable=1"], 1)}
     print(f"\nload average before: {load_average()}")
     measured = {label: [] for label in sizes}
-    for label in ("24 at 25%", "12 at 25%", "24 at 25%", "12 at 25%", "24 at 1"):
+    for label in ("24 at 25%", "12 at 25%") * 3 + ("24 at 1",):
         args, unavailable = sizes[label]
         run, load, sampler = rolled_under_load(fleet, "playbooks/rolling_restart.yml", *DRAIN, *args)
         assert run.returncode == 0, run.output[-6000:]
