@@ -41,10 +41,10 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 integration: venv
-	$(BIN)/pytest -s tests/integration
+	$(BIN)/pytest -s --durations=10 tests/integration
 
 e2e: venv
-	$(BIN)/pytest -s tests/e2e
+	$(BIN)/pytest -s --durations=15 tests/e2e
 
 OLDEST := .venv-oldest
 
@@ -55,7 +55,7 @@ $(OLDEST)/.installed: requirements-oldest.txt
 
 # Everything but the lab, on the oldest ansible-core in the support range.
 compat: $(OLDEST)/.installed
-	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(OLDEST)/bin/pytest tests/unit/plugins tests/unit/test_collection_docs.py tests/integration
+	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(OLDEST)/bin/pytest --durations=10 tests/unit/plugins tests/unit/test_collection_docs.py tests/integration
 
 lint: venv
 	$(BIN)/ansible-lint
