@@ -700,18 +700,18 @@ def notes(summary, facts, profiles):
         "part of the clients-scenario slope is a real cost of a big fleet, but not of routing. The two scenarios "
         "are never mixed in a ratio.")
     result.append(
-        "- What still grows in ours, clients scenario, is connection setup, not routing. The role sets "
-        "`http-reuse never`: Wt 4.13 takes a WebSocket upgrade only as the first request of a server connection, "
-        "and with `retry-on` covering empty responses and response timeouts HAProxy otherwise sends even a "
-        "client's first request over an idle connection that served another client (2 of 10 upgrades after a "
-        "page request worked on the lab's HAProxy 3.0; 20 of 20 with `never`). With `never`, HAProxy opened "
-        "a backend connection for almost every request once sessions spread over many instances (backend "
-        "conns/req above); that connect, not a lookup, is the slope. Side by side in one `--quick` run "
-        "(N = 10, clients scenario, HAProxy 2.6), the role's configuration with `http-reuse safe` instead "
-        "opened 0.00 connections per request at 23.0 µs of HAProxy CPU per request, against 0.79 and 56.3 µs "
-        "with `never`, and held its N = 2 figure (23.0 µs). Restoring reuse without breaking upgrades "
-        "(for example a backend of its own for upgrade requests) is the next step; the two scenarios are "
-        "never mixed in a ratio.")
+        "- Connection reuse, clients scenario. Ours sets `http-reuse safe` and sends WebSocket upgrades to a "
+        "server of their own in each instance's backend (`ws`: same address, `track`s the instance's server, "
+        "`pool-max-conn 0`), so page requests share idle connections to their instance (backend conns/req "
+        "above) and an upgrade always opens a connection of its own. Both halves are needed: Wt 4.13 takes an "
+        "upgrade only as the first request of a server connection, and since HAProxy commit ecb40b2c3 "
+        "(\"always satisfy the first req reuse rule with l7 retries\", 2.7; Debian's 2.6.12 behaves the same) "
+        "`safe` lets even a client's first request take an idle connection when `retry-on` covers "
+        "`conn-failure`, `empty-response` and `response-timeout`, as the role's does. On the lab, 20 upgrades each right after three page requests of their session: with "
+        "`safe` and no lane 0 of 20 worked on HAProxy 2.6.12 and 0 of 20 on 3.0; without `response-timeout` "
+        "20 of 20 on both (the mechanism); with the lane, 20 of 20 on both. The previous release of the role "
+        "used `http-reuse never` instead, one backend connection per client connection, which opened one "
+        "for almost every request once sessions spread over many instances.")
     result.append(
         "- Ours also does per-request work the seed does not (`option forwardfor`, `X-Forwarded-Proto`), which "
         "is in ours ÷ seed at every N.")

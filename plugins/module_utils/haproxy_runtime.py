@@ -16,7 +16,8 @@ position.
 An instance of the fleet is two HAProxy servers of the same name (haproxy.cfg.j2): its *own*
 backend's server (health checked; the session map sends its sessions there) and a *placement*
 server in backend ``wt`` that tracks it (new sessions are placed among those). ``fold_instances``
-turns each such pair into one ServerView, named like the placement server (``wt/app1-9090``), and
+turns each such pair into one ServerView, named like the placement server (``wt/app1-9090``), with
+the sessions of the own backend's ``ws`` server (WebSocket upgrades, on connections of their own) counted in, and
 ``plan_change`` sends each state to the object that holds it: drain to the placement server only
 (the own backend keeps serving the sessions), maint to the own backend's server (the placement
 server inherits it). Users and playbooks never name the internal backends.
@@ -476,10 +477,11 @@ def parse_streams(reply, command=SHOW_ALL_STREAMS):
 
 
 def streams_of(view, counts):
-    """The streams of a server, or of both servers of an instance."""
+    """The streams of a server, or of every server of an instance (placement, own, lanes)."""
     keys = [(view.backend, view.server)]
     if view.is_instance:
         keys = [(view.placement.backend, view.server), (view.own.backend, view.server)]
+        keys += [(lane.backend, lane.server) for lane in view.lanes]
     total = StreamCounts()
     for key in keys:
         total = total + counts.get(key, StreamCounts())
@@ -536,10 +538,12 @@ class ServerView:
     stot: int | None
     lastsess: int | None        # seconds since a session was last assigned, -1 if never
     tracks: tuple | None = None  # (backend, server) this server takes its state from (`track`)
-    # Set on a folded instance row: the backend its sessions are routed to, and the two servers.
+    # Set on a folded instance row: the backend its sessions are routed to, its two servers, and the
+    # lanes: other servers of its own backend that track its own server (WebSocket upgrades' "ws").
     own_backend: str | None = None
     placement: ServerView | None = field(default=None, repr=False, compare=False)
     own: ServerView | None = field(default=None, repr=False, compare=False)
+    lanes: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def is_instance(self):
@@ -547,7 +551,7 @@ class ServerView:
 
     def as_dict(self):
         result = {item.name: getattr(self, item.name) for item in fields(self)
-                  if item.name not in ("placement", "own", "tracks")}
+                  if item.name not in ("placement", "own", "lanes", "tracks")}
         result["admin_flags"] = list(self.admin_flags)
         result["tracks"] = "/".join(self.tracks) if self.tracks else None
         return result
@@ -611,17 +615,22 @@ def fold_instances(views):
 
     A server that tracks a server of the same name in another backend is an instance's placement
     server, and that backend is the instance's own. Each pair becomes one ServerView (see
-    fold_pair); every server of an own backend (the instance's, its relay backup) is left out.
-    Servers of any other backend stay as they are.
+    fold_pair), with the servers of the own backend that track the own server (its lanes: "ws",
+    for WebSocket upgrades) counted in; every server of an own backend (the instance's, its lanes,
+    its relay backup) is left out as a row. Servers of any other backend stay as they are.
     """
     by_name = {(view.backend, view.server): view for view in views}
     own_backends = {own.backend for own in (_own_server(view, by_name) for view in views) if own is not None}
+    lanes = {}
+    for view in views:
+        if view.backend in own_backends and view.tracks and view.tracks[0] == view.backend:
+            lanes.setdefault(view.tracks, []).append(view)
     folded = []
     for view in views:
         if view.backend in own_backends:
             continue
         own = _own_server(view, by_name)
-        folded.append(fold_pair(view, own) if own is not None else view)
+        folded.append(fold_pair(view, own, lanes.get((own.backend, own.server), ())) if own is not None else view)
     return folded
 
 
@@ -648,9 +657,11 @@ def _sum(*values):
     return sum(known) if known else None
 
 
-def fold_pair(placement, own):
+def fold_pair(placement, own, lanes=()):
     """The instance as one server: health and address of its own server, weight of its placement
-    server (the share of new sessions), sessions and queue of both."""
+    server (the share of new sessions), sessions and queue of both and of its lanes (the servers of
+    its own backend that track its own server: WebSockets go through "ws")."""
+    counted = (placement, own, *lanes)
     state = instance_admin_state(placement, own)
     mask = (placement.admin_mask & ~TRACKING_MASK) | own.admin_mask
     status = own.status
@@ -674,14 +685,15 @@ def fold_pair(placement, own):
         check_fall=own.check_fall,
         weight=placement.weight,
         initial_weight=placement.initial_weight,
-        scur=_sum(placement.scur, own.scur),
-        qcur=_sum(placement.qcur, own.qcur),
-        stot=_sum(placement.stot, own.stot),
-        lastsess=_lastsess(placement.lastsess, own.lastsess),
+        scur=_sum(*(server.scur for server in counted)),
+        qcur=_sum(*(server.qcur for server in counted)),
+        stot=_sum(*(server.stot for server in counted)),
+        lastsess=_lastsess(*(server.lastsess for server in counted)),
         tracks=placement.tracks,
         own_backend=own.backend,
         placement=placement,
         own=own,
+        lanes=tuple(lanes),
     )
 
 

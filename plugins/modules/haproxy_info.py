@@ -16,9 +16,9 @@ description:
   - A Wt instance of the wtstack.fleet roles is one row, backend C(wt) and its server name, whatever
     HAProxy objects route it. HAProxy holds it as two servers of that name, a placement server in backend
     C(wt) (new sessions) tracking the health checked server in the instance's own backend
-    (C(wt.<server>), where its sessions go); the row has the state, health and address of the
-    instance, the weight of its placement server and the sessions of both. The own backends are not
-    listed, unless O(backend) names one or O(raw=true).
+    (C(wt.<server>), where its sessions go, WebSocket upgrades through its C(ws) server); the row has
+    the state, health and address of the instance, the weight of its placement server and the sessions
+    of all three. The own backends are not listed, unless O(backend) names one or O(raw=true).
   - Read only; works the same in check mode.
 version_added: 0.1.0
 author:
@@ -32,8 +32,8 @@ options:
     type: str
   raw:
     description:
-      - List every HAProxy server as HAProxy does, each instance's own backend and its relay backup
-        included, instead of one row per instance.
+      - List every HAProxy server as HAProxy does, each instance's own backend with its C(ws) and relay
+        servers included, instead of one row per instance.
     type: bool
     default: false
 extends_documentation_fragment:

@@ -90,10 +90,16 @@ def test_example_config_routes_by_map_not_by_acl_chain(example_plan):
                  ("app2-9090", "198.51.100.22:9090"), ("app2-9091", "198.51.100.22:9091")]
     sections = dict(re.findall(r"^backend (\S+).*\n((?:    .*\n|\n)*)", config, re.M))
     assert list(sections) == [f"wt.{name}" for name, dummy in instances] + ["wt"]
-    for name, address in instances:  # its own backend: the checked server, the relay back to wt
+    # Its own backend: the checked server, the ws lane (WebSocket upgrades, on connections of their
+    # own), the relay back to wt; upgrades are routed to the lane first, everything else to the server.
+    for name, address in instances:
         own = re.findall(r"^\s*server\s+(\S+)\s+(\S+)", sections[f"wt.{name}"], re.M)
-        assert own == [(name, address), ("relay", "abns@wtstack-relay-any-80")]
+        assert own == [(name, address), ("ws", address), ("relay", "abns@wtstack-relay-any-80")]
         assert re.search(rf"^\s*server {name} \S+ check observe layer4 ", sections[f"wt.{name}"], re.M)
+        assert re.search(rf"^\s*server ws \S+ track {name} pool-max-conn 0\b", sections[f"wt.{name}"], re.M)
+        rules = re.findall(r"^\s*use-server (\S+) if (.*)$", sections[f"wt.{name}"], re.M)
+        assert rules == [("ws", "{ req.hdr(upgrade) -m found }"), (name, "TRUE")]
+    assert re.search(r"^\s*http-reuse safe$", config, re.M) and "http-reuse never" not in config
     placement = re.findall(r"^\s*server\s+(\S+)\s+(\S+)\s+track\s+(\S+)", sections["wt"], re.M)
     assert placement == [(name, address, f"wt.{name}/{name}") for name, address in instances]
     assert map_entries(example_plan, "lb1") == {"app1-9090-": "wt.app1-9090", "app1-9091-": "wt.app1-9091",
@@ -210,9 +216,9 @@ def test_source_address_goes_on_default_server_and_into_trusted_proxies(tmp_path
     result = run_plan(write_inventory(tmp_path / "source.yml", apps, lbs), plan_dir)
     assert result.returncode == 0, result.stdout[-3000:]
     lb1 = (plan_dir / "lb1/etc/haproxy/haproxy.cfg").read_text()
-    # On every server that connects to an instance (checked and placement), never on the relay.
+    # On every server that connects to an instance (checked, ws lane, placement), never on the relay.
     sourced = re.findall(r"^\s*server (\S+) .* source 192\.0\.2\.10$", lb1, re.M)
-    assert sourced == ["app1-9090", "app1-9090"], lb1
+    assert sourced == ["app1-9090", "ws", "app1-9090"], lb1
     assert not re.search(r"^\s*server relay .* source ", lb1, re.M)
     assert " source " not in (plan_dir / "lb2/etc/haproxy/haproxy.cfg").read_text()
     for lb in ("lb1", "lb2"):

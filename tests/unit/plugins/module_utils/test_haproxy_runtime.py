@@ -55,7 +55,7 @@ def test_show_stat_is_read_by_header_names_whatever_the_column_count(captured):
     header = captured("show_stat.txt").splitlines()[0].split(",")
     assert len(header) == {"2.6": 129, "3.0": 206}[captured.version]
     rows = rt.parse_show_stat(captured("show_stat.txt"))
-    own = [(f"wt.{name}", server) for name in INSTANCES for server in (name, "relay")]
+    own = [(f"wt.{name}", server) for name in INSTANCES for server in (name, "ws", "relay")]
     assert [(row["pxname"], row["svname"]) for row in rows] == own + [("wt", name) for name in INSTANCES] + \
         [("static", "solo")]
     assert {row["svname"]: row["status"] for row in rows if row["pxname"] == "wt"} == {
@@ -65,7 +65,7 @@ def test_show_stat_is_read_by_header_names_whatever_the_column_count(captured):
 
 def test_server_rows_of_every_proxy(captured):
     rows = rt.parse_show_stat(captured("show_stat_servers.txt"))
-    assert len(rows) == 13
+    assert len(rows) == 17  # 4 own backends x (instance, ws, relay), 4 placement servers, static/solo
     assert [row["tracked"] for row in rows if row["pxname"] == "wt"] == [f"wt.{name}/{name}" for name in INSTANCES]
 
 
@@ -80,7 +80,8 @@ def test_show_servers_state_records(captured):
     placement = [(r["srv_name"], r["srv_admin_state"]) for r in records if r["be_name"] == "wt"]
     # The placement server of the instance disabled in haproxy.cfg inherits its maintenance (IMAINT).
     assert placement == [("app1-9090", "0"), ("app1-9091", "0"), ("app2-9090", "0"), ("app2-9091", "2")]
-    assert [r["srv_admin_state"] for r in records if r["be_name"] == "wt.app2-9091"] == ["5", "0"]
+    # Its own server is disabled in haproxy.cfg (FMAINT|CMAINT), its ws lane inherits it (IMAINT).
+    assert [r["srv_admin_state"] for r in records if r["be_name"] == "wt.app2-9091"] == ["5", "2", "0"]
 
 
 def test_show_info(captured):
@@ -344,14 +345,14 @@ def test_client_reads_an_instance_in_one_exchange(fake_haproxy):
     assert fake_haproxy.received == ["show servers state; show stat -1 4 -1"]
     assert [row["svname"] for row in client.show_stat("static")] == ["solo"]
     assert [view.server for view in client.servers()] == INSTANCES + ["solo"]
-    assert len(client.servers(fold=False)) == 13
+    assert len(client.servers(fold=False)) == 17
     assert client.show_info()["Name"] == "HAProxy"
 
 
 def test_an_instances_own_backend_can_still_be_read_by_name(fake_haproxy):
     own = rt.RuntimeClient(fake_haproxy.address).servers("wt.app1-9090")
     assert [(view.server, view.status, view.own_backend) for view in own] == \
-        [("app1-9090", "UP", None), ("relay", "no check", None)]
+        [("app1-9090", "UP", None), ("ws", "UP", None), ("relay", "no check", None)]
 
 
 def test_client_sends_set_commands(fake_haproxy):
@@ -379,7 +380,7 @@ def test_batch_replies_are_split_at_empty_lines(captured):
     client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket(captured("batch_show_servers_state_and_stat.txt")))
     state, stat = client.execute_batch(["show servers state", "show stat -1 4 -1"])
     assert [r["srv_name"] for r in rt.parse_servers_state(state) if r["be_name"] == "wt"] == INSTANCES
-    assert len(rt.parse_show_stat(stat)) == 13
+    assert len(rt.parse_show_stat(stat)) == 17
     client = rt.RuntimeClient("/x", connect=lambda: ReplaySocket("\n\n" + captured("show_info.txt")))
     replies = client.execute_batch(["set server wt/a weight 1", "set server wt/a state ready", "show info"])
     assert replies[:2] == ["", ""] and replies[2].startswith("Name: HAProxy")
@@ -660,10 +661,12 @@ def test_wait_rides_out_a_reload_but_not_a_lost_server(captured):
 # --- streams: requests and WebSocket tunnels -------------------------------------------
 
 def test_show_sess_all_tells_tunnels_from_requests(captured):
-    """Fixture: app1-9090 drained with two WebSockets and a slow request, app1-9091 with a WebSocket."""
+    """Fixture: app1-9090 drained with two WebSockets and a slow request, app1-9091 with a WebSocket.
+    The WebSockets went through each instance's ws lane, the request through its own server."""
     counts = rt.parse_streams(captured("show_sess_all_tunnels.txt"))
-    assert counts == {("wt.app1-9090", "app1-9090"): rt.StreamCounts(requests=1, tunnels=2),
-                      ("wt.app1-9091", "app1-9091"): rt.StreamCounts(requests=0, tunnels=1)}
+    assert counts == {("wt.app1-9090", "app1-9090"): rt.StreamCounts(requests=1, tunnels=0),
+                      ("wt.app1-9090", "ws"): rt.StreamCounts(requests=0, tunnels=2),
+                      ("wt.app1-9091", "ws"): rt.StreamCounts(requests=0, tunnels=1)}
     assert rt.parse_streams("") == {}
     with pytest.raises(rt.CommandError, match="unexpected reply to `show sess all`"):
         rt.parse_streams("Unknown command\n")

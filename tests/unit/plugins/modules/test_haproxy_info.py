@@ -51,15 +51,30 @@ def test_unknown_names_fail(haproxy_lab, info, args, message):
 
 def test_raw_lists_every_haproxy_server(info):
     servers = info(raw=True)["servers"]
-    assert len(servers) == 13
+    assert len(servers) == 17  # 4 own backends x (instance, ws, relay), 4 placement servers, static/solo
     assert [(s["backend"], s["status"]) for s in servers if s["server"] == "app1-9090"] == [
         ("wt.app1-9090", "UP"), ("wt", "UP")]
     assert [s["backend"] for s in info(raw=True, server="relay")["servers"]] == [
         "wt.app1-9090", "wt.app1-9091", "wt.app2-9090", "wt.app2-9091"]
+    assert [(s["backend"], s["status"]) for s in info(raw=True, server="ws")["servers"]] == [
+        ("wt.app1-9090", "UP"), ("wt.app1-9091", "UP"), ("wt.app2-9090", "DOWN"), ("wt.app2-9091", "MAINT (via wt.app2-9091/app2-9091)")]
 
 
 def test_an_instance_row_names_its_own_backend(info):
     row = info(backend="wt", server="app1-9091")["servers"][0]
     assert (row["own_backend"], row["tracks"]) == ("wt.app1-9091", "wt.app1-9091/app1-9091")
     own = info(backend="wt.app1-9091")["servers"]
-    assert [(s["server"], s["own_backend"]) for s in own] == [("app1-9091", None), ("relay", None)]
+    assert [(s["server"], s["own_backend"]) for s in own] == [("app1-9091", None), ("ws", None), ("relay", None)]
+
+
+def test_a_websocket_goes_through_the_ws_lane_and_counts_in_its_instance_row(haproxy_lab, info):
+    """An upgrade takes the own backend's "ws" server (a connection of its own, never an idle one);
+    the instance's row counts it, and the instance's own server does not see it."""
+    tunnel = haproxy_lab.open_websocket("app1-9091")
+    try:
+        raw = {(s["backend"], s["server"]): s["scur"] for s in info(raw=True, backend="wt.app1-9091")["servers"]}
+        row = info(backend="wt", server="app1-9091")["servers"][0]
+    finally:
+        tunnel.close()
+    assert raw == {("wt.app1-9091", "app1-9091"): 0, ("wt.app1-9091", "ws"): 1, ("wt.app1-9091", "relay"): 0}
+    assert row["scur"] == 1
