@@ -179,11 +179,9 @@ def test_roll_time_grows_with_batches_not_instances_and_capacity_never_falls_bel
     variables on the controller, about 25 ms of controller CPU each, measured): a second variable, the
     fleet's host count, folded into the ratio."""
     instances = len(fleet.topology.instances)
-    names_by_host = {}
-    for instance in fleet.topology.instances:
-        names_by_host.setdefault(instance.host, []).append(instance.server_name)
-    twelve = [names[0] for names in names_by_host.values()] + [names[1] for names in list(names_by_host.values())[:4]]
-    assert len(twelve) == 12 and len(names_by_host) == 8, names_by_host
+    per_host = [fleet.topology.instances_on(host) for host in fleet.topology.app_hosts]
+    twelve = [on_host[0].server_name for on_host in per_host] + [on_host[1].server_name for on_host in per_host[:4]]
+    assert len(twelve) == 12 and len(per_host) == 8, twelve
     sizes = {"24 at 25%": (["-e", "rolling_max_unavailable=25%"], instances // 4),
              "12 at 25%": (["-e", "rolling_max_unavailable=25%", "-e", json.dumps({"rolling_restart_servers": twelve})],
                            3),
