@@ -194,15 +194,8 @@ servers:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import (
-    DEFAULT_SOCKET,
-    RuntimeApiError,
-    RuntimeClient,
-)
-
-
-def _int(value):
-    return int(value) if value is not None and value.isdigit() else None
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.info_module import run_info_module
 
 
 def main():
@@ -216,27 +209,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    backend, server = module.params["backend"], module.params["server"]
-    try:
-        client = RuntimeClient(module.params["socket"], timeout=module.params["socket_timeout"])
-        info = client.show_info()
-        fold = not module.params["raw"]
-        if server and backend and fold:
-            views = [client.server(backend, server)]
-        else:
-            views = client.servers(backend, fold=fold)
-            if server:
-                views = [view for view in views if view.server == server]
-                if not views:
-                    module.fail_json(msg=f"no backend on {module.params['socket']} has a server named '{server}'")
-    except RuntimeApiError as error:
-        module.fail_json(msg=str(error))
-    module.exit_json(
-        changed=False,
-        haproxy=dict(version=info.get("Version"), node=info.get("node"), pid=_int(info.get("Pid")),
-                     uptime_sec=_int(info.get("Uptime_sec"))),
-        servers=[view.as_dict() for view in views],
-    )
+    failed, msg, result = run_info_module(module.params)
+    if failed:
+        module.fail_json(msg=msg, **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
