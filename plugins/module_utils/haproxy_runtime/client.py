@@ -240,4 +240,3 @@ def command_lines(commands):
     if current:
         lines.append(current)
     return lines
-

@@ -56,7 +56,6 @@ class UnknownServer(CommandError):
     pass
 
 
-
 def classify_reply(command, reply, address=""):
     """Raises the matching CommandError for an error reply; returns quietly for anything else."""
     text = reply.strip()
@@ -72,4 +71,3 @@ def classify_reply(command, reply, address=""):
         raise UnknownServer(f"HAProxy has no server named in `{command}`{where} ({first})", command, reply)
     if first.startswith("Unknown command"):
         raise CommandError(f"this HAProxy does not know `{command}`{where}", command, reply)
-

@@ -16,8 +16,6 @@ def captured(request):
     return read
 
 
-
-
 @pytest.fixture
 def fake_haproxy(captured, tmp_path):
     replies = {

@@ -68,10 +68,10 @@ def test_unreached_explains_inherited_states(captured):
     change = changes.change_for(server, state="drain")
     assert changes.unreached(view_of(captured, "solo", "show_servers_state_plain_drain.txt"), change) is None
     tracked = servers.ServerView(**{**server.as_dict(), "admin_flags": ("IMAINT",), "admin_mask": 0x02,
-                               "admin_state": "maint", "tracks": None})
+                                    "admin_state": "maint", "tracks": None})
     problem = changes.unreached(tracked, changes.change_for(server, state="ready", weight="20"))
     assert problem == ("static/solo: it is still in maint (maintenance inherited from a tracked server), which "
                        "`set server ... state ready` cannot override and its weight is 10, not 20")
     instance = view_of(captured)
     assert changes.unreached(view_of(captured, state="show_servers_state_drain.txt", stat="show_stat_drain.txt"),
-                        changes.change_for(instance, state="drain")) is None
+                             changes.change_for(instance, state="drain")) is None

@@ -12,7 +12,7 @@ def test_drained_conditions(captured):
     idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
     assert waiting.drained(idle, 2)[0] == waiting.REACHED
     assert waiting.drained(idle, 60) == (waiting.WAITING,
-                                    f"last session assigned {idle.lastsess} s ago, waiting for 60 s of quiet")
+                                         f"last session assigned {idle.lastsess} s ago, waiting for 60 s of quiet")
     never = views(captured, "show_servers_state_drain.txt", "show_stat_drain.txt")["app1-9090"]
     assert waiting.drained(never, 60) == (waiting.REACHED, "no active or queued session, none ever assigned")
     maint = views(captured, "show_servers_state_maint.txt", "show_stat_maint.txt")["app1-9090"]
@@ -55,7 +55,7 @@ def test_wait_until_reached(captured):
     idle = views(captured, "show_servers_state_drain.txt", "show_stat_drain_idle.txt")["app1-9090"]
     clock = FakeClock()
     outcome = waiting.wait_for("drained", sequence(busy, busy, idle), lambda view: waiting.drained(view, 2),
-                          timeout=60, interval=5, clock=clock, sleep=clock.sleep)
+                               timeout=60, interval=5, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.polls, outcome.elapsed, clock.sleeps) == (True, 3, 10.0, [5, 5])
     assert outcome.observed["scur"] == 0 and outcome.reason.startswith("no active or queued session")
 
@@ -64,7 +64,7 @@ def test_wait_times_out_with_the_last_values(captured):
     busy = views(captured, "show_servers_state_drain.txt", "show_stat_drain_busy.txt")["app1-9090"]
     clock = FakeClock()
     outcome = waiting.wait_for("drained", sequence(busy), lambda view: waiting.drained(view, 2),
-                          timeout=12, interval=5, clock=clock, sleep=clock.sleep)
+                               timeout=12, interval=5, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.polls, outcome.elapsed, clock.sleeps) == (False, 4, 12.0, [5, 5, 2])
     assert outcome.reason == "timed out after 12 s: 1 session(s) active and 0 queued"
     assert outcome.observed["scur"] == 1
@@ -73,7 +73,7 @@ def test_wait_times_out_with_the_last_values(captured):
 def test_wait_stops_at_once_when_hopeless(captured):
     clock = FakeClock()
     outcome = waiting.wait_for("drained", sequence(view_of(captured)), lambda view: waiting.drained(view, 2),
-                          timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+                               timeout=60, interval=1, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.polls, clock.sleeps) == (False, 1, [])
     assert outcome.reason.startswith("will never be drained: it is in ready state")
 
@@ -82,7 +82,7 @@ def test_wait_rides_out_a_reload_but_not_a_lost_server(captured):
     clock = FakeClock()
     refused = errors.SocketConnectionRefused("nothing accepts connections")
     outcome = waiting.wait_for("up", sequence(refused, refused, view_of(captured)), waiting.up,
-                          timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+                               timeout=60, interval=1, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.polls) == (True, 3)
     outcome = waiting.wait_for("up", sequence(refused), waiting.up, timeout=2, interval=1, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.observed, outcome.reason) == (False, None,
@@ -101,7 +101,7 @@ def test_wait_for_servers_waits_for_all_at_once_and_each_stops_when_it_is_done(c
     clock = FakeClock()
     check = waiting.wait_check("drained", 2)
     outcomes = waiting.wait_for_servers("drained", many(both_busy, a_idle), ["a", "b"], check, timeout=6, interval=2,
-                                   clock=clock, sleep=clock.sleep)
+                                        clock=clock, sleep=clock.sleep)
     assert (outcomes["a"].reached, outcomes["a"].polls, outcomes["a"].elapsed) == (True, 2, 2.0)
     assert (outcomes["b"].reached, outcomes["b"].polls, outcomes["b"].elapsed) == (False, 4, 6.0)
     assert outcomes["b"].reason == "timed out after 6 s: 1 session(s) active and 0 queued"
@@ -115,13 +115,13 @@ def test_hold_needs_the_condition_to_last_and_a_relapse_ends_the_wait(captured):
     down = servers.ServerView(**{**down.as_dict(), "operational_state": "stopped"})
     clock = FakeClock()
     steady = waiting.wait_for_servers("up", many({"c": up_view}), ["c"], waiting.wait_check("up", 0), timeout=60, interval=1,
-                                 hold=3, clock=clock, sleep=clock.sleep)["c"]
+                                      hold=3, clock=clock, sleep=clock.sleep)["c"]
     assert (steady.reached, steady.elapsed, steady.reason) == (True, 3.0, "status UP, last check L7OK, for 3 s")
     clock = FakeClock()
     checking = servers.ServerView(**{**up_view.as_dict(), "check_result": "unknown", "status": "UP 1/2"})
     flapped = waiting.wait_for_servers("up", many({"c": up_view}, {"c": checking}, {"c": down}), ["c"],
-                                  waiting.wait_check("up", 0), timeout=60, interval=1, hold=5,
-                                  keep=waiting.keep_check("up", 0), clock=clock, sleep=clock.sleep)["c"]
+                                       waiting.wait_check("up", 0), timeout=60, interval=1, hold=5,
+                                       keep=waiting.keep_check("up", 0), clock=clock, sleep=clock.sleep)["c"]
     assert (flapped.reached, flapped.elapsed) == (False, 2.0)
     assert flapped.reason.startswith("was up for 2.0 s, then: status DOWN")
 
@@ -130,7 +130,7 @@ def test_wait_for_servers_rides_out_a_reload(captured):
     clock = FakeClock()
     refused = errors.SocketConnectionRefused("nothing accepts connections")
     outcomes = waiting.wait_for_servers("up", many(refused, {"x": view_of(captured)}), ["x"], waiting.wait_check("up", 0),
-                                   timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+                                        timeout=60, interval=1, clock=clock, sleep=clock.sleep)
     assert outcomes["x"].reached and outcomes["x"].polls == 2
 
 
