@@ -67,7 +67,7 @@ def test_permission_denied_on_the_socket_file():
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     with pytest.raises(errors.SocketPermissionDenied, match=r"become: true"):
-        client.RuntimeClient("/run/haproxy/admin.sock", connect=refuse).show_info()
+        client.RuntimeClient(client.DEFAULT_SOCKET, connect=refuse).show_info()
 
 
 def test_silence_times_out(tmp_path):
@@ -80,8 +80,8 @@ def test_silence_times_out(tmp_path):
 
 
 @pytest.mark.parametrize("address, expected", [
-    ("/run/haproxy/admin.sock", (socket.AF_UNIX, "/run/haproxy/admin.sock")),
-    ("unix@/run/haproxy/admin.sock", (socket.AF_UNIX, "/run/haproxy/admin.sock")),
+    (client.DEFAULT_SOCKET, (socket.AF_UNIX, client.DEFAULT_SOCKET)),
+    ("unix@" + client.DEFAULT_SOCKET, (socket.AF_UNIX, client.DEFAULT_SOCKET)),
     ("tcp:127.0.0.1:9999", (socket.AF_INET, ("127.0.0.1", 9999))),
     ("ipv4@127.0.0.1:9999", (socket.AF_INET, ("127.0.0.1", 9999))),
     ("tcp:[::1]:9999", (socket.AF_INET6, ("::1", 9999))),
@@ -124,5 +124,3 @@ def test_send_runs_a_batch_in_one_exchange_and_names_what_was_rejected(captured)
         api.send(["set server wt/a state drain", "set server static/solo weight 5"])
     assert caught.value.accepted == 1
     assert str(caught.value).startswith("HAProxy rejected `set server static/solo weight 5` on /x: Backend is using")
-
-

@@ -15,7 +15,7 @@ from haproxy_replies import ReplaySocket
 ])
 def test_error_replies_are_recognised(captured, name, error, words):
     with pytest.raises(error) as caught:
-        errors.classify_reply("the command", captured(name), "/run/haproxy/admin.sock")
+        errors.classify_reply("the command", captured(name), client.DEFAULT_SOCKET)
     assert words in str(caught.value)
     assert caught.value.reply == captured(name)
 
