@@ -14,6 +14,7 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
+
 DIRECTORY_MODE = 0o755
 
 

@@ -3,8 +3,8 @@
 import itertools
 
 import pytest
-from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from ansible_collections.wtstack.fleet.plugins.module_utils import rolling
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
 
 
