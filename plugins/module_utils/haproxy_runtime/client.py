@@ -209,12 +209,17 @@ class RuntimeClient:
             raise error
         return accepted
 
-    def query(self, commands):
-        """Replies to commands that read, as few exchanges as HAProxy's line length allows (usually
-        one); an error reply to any of them raises its CommandError."""
+    def exchange(self, commands):
+        """Each command's raw reply, as few exchanges as HAProxy's line length allows (usually one)."""
         replies = []
         for line in command_lines(commands):
             replies += self.execute_batch(line) if len(line) > 1 else [self.execute(line[0])]
+        return replies
+
+    def query(self, commands):
+        """Replies to commands that read (see exchange); an error reply to any of them raises its
+        CommandError."""
+        replies = self.exchange(commands)
         for command, reply in zip(commands, replies):
             classify_reply(command, reply, self.address)
         return replies

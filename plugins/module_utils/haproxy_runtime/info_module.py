@@ -28,12 +28,16 @@ def run_info_module(params, client=None):
 
 
 def _views(client, params):
-    backend, server, fold = params["backend"], params["server"], not params["raw"]
-    if server and backend and fold:
-        return list(read_named(client, backend, [server]).values())
+    backend, fold = params["backend"], not params["raw"]
+    names = [params["server"]] if params["server"] else list(dict.fromkeys(params.get("servers") or ()))
+    if names and backend and fold:
+        return list(read_named(client, backend, names).values())
     views = read_servers(client, backend, fold=fold)
-    if server:
-        views = [view for view in views if view.server == server]
-        if not views:
-            raise RuntimeApiError(f"no backend on {params['socket']} has a server named '{server}'")
+    if params["server"] is None and params.get("servers") is None:
+        return views
+    views = [view for view in views if view.server in names]
+    missing = [name for name in names if name not in {view.server for view in views}]
+    if missing:
+        raise RuntimeApiError(f"no backend on {params['socket']} has a server named "
+                              f"{', '.join(repr(name) for name in missing)}")
     return views

@@ -98,3 +98,14 @@ def parse_streams(reply, command=SHOW_ALL_STREAMS):
         key = (backend.group(1), server.group(1))
         counts[key] = counts.get(key, StreamCounts()) + StreamCounts(0 if tunnel else 1, 1 if tunnel else 0)
     return counts
+
+
+_WEIGHT_REPLY = re.compile(r"^(\d+) \(initial (\d+)\)$")
+
+
+def parse_weight(reply, command="get weight"):
+    """(weight, initial weight) from ``get weight`` (``100 (initial 100)``, the same in 2.6 and 3.0)."""
+    match = _WEIGHT_REPLY.match(reply.strip())
+    if not match:
+        raise CommandError(f"unexpected reply to `{command}`: {reply.strip()[:200] or '(empty)'}", command, reply)
+    return int(match.group(1)), int(match.group(2))

@@ -35,6 +35,7 @@ ADMIN_FLAGS = (
 )
 # HAProxy's own masks (SRV_ADMF_MAINT, SRV_ADMF_DRAIN). CMAINT is not in the maintenance mask:
 # it stays set on a server that was `disabled` in haproxy.cfg and has been enabled since.
+FDRAIN = 0x08
 MAINT_MASK = 0x23
 DRAIN_MASK = 0x18
 INHERITED_MASK = 0x02 | 0x10 | 0x20  # flags `set server ... state` cannot clear

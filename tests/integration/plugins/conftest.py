@@ -2,11 +2,12 @@
 
 import importlib.util
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
-LAB_PY = Path(__file__).resolve().parents[3] / "unit" / "fixtures" / "haproxy" / "lab.py"
+LAB_PY = Path(__file__).resolve().parents[2] / "unit" / "fixtures" / "haproxy" / "lab.py"
 # State each lab instance is restored to between tests: (admin state of its own server, weight of
 # its placement server). app2-9091 is `disabled` in the lab's haproxy.cfg.
 LAB_INSTANCES = {"app1-9090": ("ready", 100), "app1-9091": ("ready", 100), "app2-9090": ("ready", 50),
@@ -43,4 +44,8 @@ def haproxy_lab(_haproxy_lab):
         assert lab.command(f"set server wt.{server}/{server} state {state}") == "\n"
     assert lab.command("set server static/solo state ready") == "\n"
     lab.wait_for_status({"app1-9090": "UP", "app1-9091": "UP", "app2-9090": "DOWN", "app2-9091": "MAINT"})
+    # ... at full health: an instance just out of maint is "UP 1/2" until its checks pass.
+    deadline = time.monotonic() + 15
+    while any(lab.statuses()[name] != "UP" for name in ("app1-9090", "app1-9091")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return lab

@@ -2,7 +2,7 @@
 version captured (tests/unit/fixtures/haproxy/2.6, 3.0)."""
 
 import pytest
-from haproxy_replies import FIXTURES, VERSIONS, FakeHAProxy
+from haproxy_replies import FIXTURES, VERSIONS, FakeHAProxy, instance_replies
 
 
 @pytest.fixture(params=VERSIONS)
@@ -28,6 +28,8 @@ def fake_haproxy(captured, tmp_path):
         "show stat -1 4 -1": captured("show_stat_servers.txt"),
         "set server wt/app1-9090 state drain": captured("reply_set_state_drain.txt"),
         "set server wt/app1-9090 weight 300": captured("error_bad_weight.txt"),
+        # The captured configuration gave backend wt no ids: an instance is not found by id.
+        **instance_replies(captured, ids=False),
     }
     server = FakeHAProxy(replies, path=str(tmp_path / "admin.sock"))
     yield server

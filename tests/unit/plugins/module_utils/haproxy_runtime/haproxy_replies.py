@@ -5,7 +5,7 @@ import socket
 import threading
 from pathlib import Path
 
-from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import parsing, servers
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import parsing, reading, servers
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "haproxy"
 VERSIONS = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir() and path.name[0].isdigit())
@@ -131,3 +131,32 @@ def many(*rounds):
         return {name: (item[name], None) for name in names}
 
     return poll
+
+
+def instance_replies(captured, state="show_servers_state.txt", stat="show_stat_servers.txt", ids=True):
+    """What HAProxy answers to the commands that read one instance (reading.instance_commands),
+    cut from whole-table replies the way HAProxy selects them: as if the captured configuration
+    gave backend wt and its servers the role's ids (``ids``), or as it is (no ids: the placement
+    server's row is not found by id)."""
+    state_lines = [line for line in captured(state).splitlines() if line]
+    stat_lines = [line for line in captured(stat).splitlines() if line]
+    records = parsing.parse_servers_state(captured(state))
+
+    def table(head, lines):
+        return "\n".join(head + lines) + "\n\n"
+
+    replies = {}
+    for name in INSTANCES:
+        own = f"wt.{name}"
+        placement = next(record for record in records if (record["be_name"], record["srv_name"]) == ("wt", name))
+        commands = reading.instance_commands(name)
+        replies[commands[0]] = f"{placement['srv_uweight']} (initial {placement['srv_iweight']})\n\n"
+        replies[commands[1]] = table(state_lines[:2], [line for line in state_lines[2:] if line.split()[1] == own])
+        replies[commands[2]] = table(stat_lines[:1], [line for line in stat_lines[1:] if line.startswith(own + ",")])
+        replies[commands[3]] = table(stat_lines[:1], [line for line in stat_lines[1:]
+                                                      if ids and line.startswith(f"wt,{name},")])
+    replies["show servers state wt"] = table(state_lines[:2], [line for line in state_lines[2:]
+                                                               if line.split()[1] == "wt"])
+    for command in ("get weight wt/nope", "get weight wt/gone"):
+        replies[command] = "No such server.\n\n"
+    return replies
