@@ -140,51 +140,60 @@ def wait_for_servers(condition, poll, names, check, timeout, interval, hold=0.0,
     A socket that is briefly unavailable (HAProxy reloading) is polled again; the last error becomes
     the reason if it never answers again. Any other runtime API error ends every wait.
     """
-    start = clock()
+    wait = _Wait(condition, check, keep or check, hold, clock())
     waiting = list(names)
-    outcomes, observed, reasons, since, polls = {}, {}, {}, {}, 0
     while waiting:
-        polls += 1
-        error, error_verdict, verdicts = None, None, {}
+        wait.polls += 1
+        verdicts = wait.verdicts(poll, waiting)
+        now = clock()
+        for name, (verdict, reason) in verdicts.items():
+            wait.judge(name, verdict, reason, now)
+        waiting = [name for name in waiting if name not in wait.outcomes]
+        if waiting and now - wait.start >= timeout:
+            for name in waiting:
+                wait.done(name, False, f"timed out after {timeout:g} s: {wait.reasons[name]}", now)
+            waiting = []
+        if waiting:
+            sleep(max(0.0, min(interval, timeout - (now - wait.start))))
+    return {name: wait.outcomes[name] for name in names}
+
+
+class _Wait:
+    """What wait_for_servers knows between polls: each server's last view and reason, since when it
+    holds the condition, and its outcome once it has one."""
+
+    def __init__(self, condition, check, keep, hold, start):
+        self.condition, self.check, self.keep, self.hold, self.start = condition, check, keep, hold, start
+        self.outcomes, self.observed, self.reasons, self.since, self.polls = {}, {}, {}, {}, 0
+
+    def verdicts(self, poll, waiting):
+        """{name: (verdict, reason)} of one poll; a failed poll is every server's verdict."""
         try:
             read = poll(list(waiting))
         except _TRANSIENT as failure:
-            error, error_verdict = str(failure), WAITING
+            return {name: (WAITING, str(failure)) for name in waiting}
         except RuntimeApiError as failure:
-            error, error_verdict = str(failure), HOPELESS
-        now = clock()
-        elapsed = now - start
+            return {name: (HOPELESS, str(failure)) for name in waiting}
+        verdicts = {}
         for name in waiting:
-            if error is not None:
-                verdicts[name] = (error_verdict, error)
-                continue
             view, streams = read[name]
-            observed[name] = view.as_dict()
-            verdicts[name] = (keep or check)(view, streams) if name in since else check(view, streams)
-        for name, (verdict, reason) in verdicts.items():
-            reasons[name] = reason
-            if verdict == REACHED:
-                held = now - since.setdefault(name, now)
-                if held >= hold:
-                    text = reason + (f", for {hold:g} s" if hold else "")
-                    outcomes[name] = WaitOutcome(condition, True, text, round(elapsed, 3), polls, observed.get(name))
-                continue
-            if name in since:
-                outcomes[name] = WaitOutcome(condition, False, f"was {condition} for {now - since[name]:.1f} s, then: "
-                                             f"{reason}", round(elapsed, 3), polls, observed.get(name))
-            elif verdict == HOPELESS:
-                outcomes[name] = WaitOutcome(condition, False, f"will never be {condition}: {reason}",
-                                             round(elapsed, 3), polls, observed.get(name))
-        waiting = [name for name in waiting if name not in outcomes]
-        if not waiting:
-            break
-        if elapsed >= timeout:
-            for name in waiting:
-                outcomes[name] = WaitOutcome(condition, False, f"timed out after {timeout:g} s: {reasons[name]}",
-                                             round(elapsed, 3), polls, observed.get(name))
-            break
-        sleep(max(0.0, min(interval, timeout - elapsed)))
-    return {name: outcomes[name] for name in names}
+            self.observed[name] = view.as_dict()
+            verdicts[name] = (self.keep if name in self.since else self.check)(view, streams)
+        return verdicts
+
+    def judge(self, name, verdict, reason, now):
+        self.reasons[name] = reason
+        if verdict == REACHED:
+            if now - self.since.setdefault(name, now) >= self.hold:
+                self.done(name, True, reason + (f", for {self.hold:g} s" if self.hold else ""), now)
+        elif name in self.since:
+            self.done(name, False, f"was {self.condition} for {now - self.since[name]:.1f} s, then: {reason}", now)
+        elif verdict == HOPELESS:
+            self.done(name, False, f"will never be {self.condition}: {reason}", now)
+
+    def done(self, name, reached, reason, now):
+        self.outcomes[name] = WaitOutcome(self.condition, reached, reason, round(now - self.start, 3), self.polls,
+                                          self.observed.get(name))
 
 
 def wait_for(condition, poll, check, timeout, interval, clock=time.monotonic, sleep=time.sleep):
