@@ -1,8 +1,20 @@
 """Fixtures of the haproxy_runtime tests: a test that takes ``captured`` runs once per HAProxy
 version captured (tests/unit/fixtures/haproxy/2.6, 3.0)."""
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
-from haproxy_replies import FIXTURES, VERSIONS, FakeHAProxy, instance_replies
+
+# The tests import haproxy_replies by name: under ansible-test units (the collection loader) their
+# directory is not on sys.path, so it is loaded here, before them.
+if "haproxy_replies" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("haproxy_replies", Path(__file__).with_name("haproxy_replies.py"))
+    sys.modules["haproxy_replies"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["haproxy_replies"])
+
+from haproxy_replies import FIXTURES, VERSIONS, FakeHAProxy, instance_replies  # noqa: E402
 
 
 @pytest.fixture(params=VERSIONS)
