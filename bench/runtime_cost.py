@@ -26,7 +26,6 @@ import contextlib
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "collections"))
 
 import fleet  # noqa: E402
+from ansible.module_utils.testing import patch_module_args  # noqa: E402 - ansible-core >= 2.19, as .venv has
 from ansible_collections.wtstack.fleet.plugins.modules import haproxy_info, haproxy_server  # noqa: E402
 
 MODULES = REPO / "plugins" / "modules"
@@ -55,23 +55,6 @@ def _load_lab():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def patch_module_args(args):
-    try:  # ansible-core >= 2.19
-        from ansible.module_utils.testing import patch_module_args as patch
-    except ImportError:  # 2.17, 2.18
-        from ansible.module_utils import basic
-
-        @contextlib.contextmanager
-        def patch(values):
-            saved = basic._ANSIBLE_ARGS
-            basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": values}).encode()
-            try:
-                yield
-            finally:
-                basic._ANSIBLE_ARGS = saved
-    return patch(args)
 
 
 def in_process(module, args):
@@ -113,21 +96,14 @@ class Balancer:
         self.size = size
         self.config, dummy = fleet.ours(size, workdir, server_close=False, tag=f"runtime-{size}",
                                         lb_address=f"{fleet.LB_NETWORK}{number}")
-        self.socket = str(workdir / f"runtime-{size}.sock")
+        self.socket, self.lab = str(workdir / f"runtime-{size}.sock"), lab
         self.names = [instance["server_name"] for instance in fleet.topology(size)["instances"][:ASKED]]
         self.log = open(workdir / f"runtime-{size}.log", "w")
         self.process = subprocess.Popen(lab.die_with_parent(["haproxy", "-db", "-f", str(self.config)]),
                                         stdout=self.log, stderr=subprocess.STDOUT)
 
     def command(self, line):
-        with socket.socket(socket.AF_UNIX) as connection:
-            connection.settimeout(30)
-            connection.connect(self.socket)
-            connection.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := connection.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        return self.lab.runtime_command(self.socket, line, timeout=30)
 
     def wait_up(self, timeout=120):
         """Until the asked-about servers are UP at full health (their first checks passed)."""
@@ -147,13 +123,7 @@ class Balancer:
             time.sleep(0.2)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.lab.stop_process(self.process, timeout=10)
         self.log.close()
 
 
