@@ -7,7 +7,8 @@
 - client.py: addresses, connections, command lines (one exchange: one connection, one line);
 - parsing.py: replies to plain data;
 - servers.py: the view the modules report, one row a server or a Wt instance (ServerView);
-- reading.py: reading those views from HAProxy;
+- reading.py: reading those views from HAProxy, only the Wt instances asked about where it can;
+- ids.py: the ids haproxy.cfg gives backend wt and its placement servers (what reading.py reads them by);
 - changes.py: the commands that bring a server to a state and weight;
 - waiting.py: waiting for servers to drain, be quiet or be up;
 - server_module.py, info_module.py: what the haproxy_server and haproxy_info modules do.
