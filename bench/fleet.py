@@ -24,6 +24,7 @@ ROLE = REPO / "roles" / "haproxy"
 BASELINE_TEMPLATES = Path(__file__).resolve().parent / "baseline"
 sys.path.insert(0, str(REPO / "collections"))
 
+from ansible_collections.wtstack.fleet.plugins.filter.haproxy_ids import haproxy_ids  # noqa: E402
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology  # noqa: E402
 
 INSTANCES_PER_HOST = 100
@@ -89,14 +90,15 @@ def render_role_files(wtstack_topology, map_path, overrides, templates=ROLE / "t
     """haproxy.cfg and wt-sessions.map as the role renders them, with jinja2 directly.
 
     Ansible's template module uses trim_blocks and keeps the trailing newline; the templates use
-    only Jinja2's own filters. If they ever need Ansible's filters this raises and the caller
-    falls back to playbooks/plan.yml.
+    Jinja2's own filters and the collection's haproxy_ids (registered here). If they ever need
+    Ansible's filters this raises and the caller falls back to playbooks/plan.yml.
     """
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
                                      trim_blocks=True, keep_trailing_newline=True,
                                      undefined=jinja2.StrictUndefined)
+    environment.filters["wtstack.fleet.haproxy_ids"] = haproxy_ids
     variables = role_variables()
     variables.update(overrides)
     variables.update(wtstack_topology=wtstack_topology, haproxy_map_path=str(map_path))

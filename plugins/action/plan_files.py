@@ -16,10 +16,10 @@ import os
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_files import parse_mode
 from ansible_collections.wtstack.fleet.plugins.plugin_utils.file_tree import (
     TreeFile,
     diffs,
-    parse_mode,
     write_tree,
 )
 

@@ -14,12 +14,12 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import (
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_files import (
     HostError,
     parse_systemctl_show,
-    release_links,
-    write_link,
+    restart_units,
 )
+from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import release_links, write_link
 
 # What systemd says about a unit that did not come back, in one `systemctl show` for all of them.
 EXPLAIN_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
@@ -144,11 +144,8 @@ def restart(run, instances, path, timeout, interval, check=probe, clock=time.mon
     if not units:
         return outcomes
     started = clock()
-    # A unit that crash-looped (a broken release) may have hit systemd's start limit, which refuses
-    # every start, even of the release that works, until the failed state is reset.
-    run(["systemctl", "reset-failed", *units])
-    rc, dummy, err = run(["systemctl", "restart", *units])
-    restart_error = err.strip() if rc != 0 else ""
+    rc, err = restart_units(run, units)
+    restart_error = err if rc != 0 else ""
     answers = wait_healthy(instances, path, max(0.0, timeout - (clock() - started)), interval, check, clock, sleep)
     failing = [instance["unit"] for instance in instances if not answers[instance["server"]][0]]
     details = {}

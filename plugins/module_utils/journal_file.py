@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import HostError, write_file
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_files import HostError, write_file
 
 DEFAULT_PATH = "/var/lib/wtstack/rolling-journal.json"
 
@@ -47,7 +47,7 @@ def serialize(journal):
 
 
 def write_journal(path, journal, mode=0o600):
-    """Replaces the journal in one rename (wt_instances.write_file), creating its directory (root
+    """Replaces the journal in one rename (host_files.write_file), creating its directory (root
     only) if need be."""
     try:
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ansible_collections.wtstack.fleet.plugins.module_utils.topology import PLACEMENT_BACKEND
+
 KINDS = ("restart", "upgrade", "rollback")
 JOURNAL_FORMAT = 1
 # The steps of a batch, as the summary names them: out of rotation, restart, back in rotation.
@@ -620,7 +622,7 @@ def unavailable_servers(info_results):
     out = set()
     for result in ansible_results(info_results):
         for server in result.get("servers") or []:
-            if server.get("backend") != "wt" or not server.get("own_backend"):
+            if server.get("backend") != PLACEMENT_BACKEND or not server.get("own_backend"):
                 continue
             if server.get("admin_state") != "ready" or server.get("operational_state") != "running":
                 out.add(server["server"])

@@ -19,19 +19,21 @@ instance at a time if need be, and the previous release stays installed for a ro
 from __future__ import annotations
 
 import fnmatch
-import grp
 import ipaddress
 import os
-import pwd
 import re
 import shutil
 import socket
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_files import (
+    HostError,
+    parse_systemctl_show,
+)
 from ansible_collections.wtstack.fleet.plugins.module_utils.host_state import group_name, user_name
+from ansible_collections.wtstack.fleet.plugins.module_utils.topology import unit_name
 
 UNIT_PATTERN = re.compile(r"^wt@([0-9]+)\.service$")
 SETTINGS_PATTERN = re.compile(r"^([0-9]+)\.env$")
@@ -40,10 +42,6 @@ UNIT_PROPERTIES = ("Id", "LoadState", "ActiveState", "UnitFileState", "NeedDaemo
 # systemd's start timestamps have a resolution of a second; a file changed within the second the
 # process started counts as older, as find -newerct did in the role's earlier shell probe.
 TIMESTAMP_SLACK = 1
-
-
-def unit_name(port):
-    return f"wt@{port}.service"
 
 
 def settings_path(settings_dir, port):
@@ -247,16 +245,6 @@ def releases_to_prune(releases, in_use, kept):
     return sorted(others[room:])
 
 
-def parse_systemctl_show(text):
-    """`systemctl show -p Id -p ...` of several units: {unit id: {property: value}}."""
-    result = {}
-    for block in re.split(r"\n\s*\n", text.strip()):
-        properties = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if properties.get("Id"):
-            result[properties["Id"]] = properties
-    return result
-
-
 def unit_state(properties):
     started = properties.get("ExecMainStartTimestamp", "")
     active = properties.get("ActiveState") in ("active", "reloading", "activating")
@@ -278,10 +266,6 @@ def probe_address(listen_address):
 
 
 # ----------------------------------------------------------------------------------- the host
-
-
-class HostError(Exception):
-    """Something on the host failed; the message says what, naming the unit or file."""
 
 
 class Host:
@@ -433,38 +417,6 @@ def newest_change(files, trees):
             if level >= depth:
                 directories[:] = []
     return newest
-
-
-def write_file(path, content, mode, owner, group):
-    """Replace `path` in one rename with `content`, owned by owner:group with `mode`."""
-    try:
-        uid, gid = pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
-    except KeyError as error:
-        raise HostError(f"cannot write {path}: no such user or group ({error})") from None
-    try:
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".wtstack-")
-    except OSError as error:
-        raise HostError(f"cannot write {path}: {error.strerror} ({os.path.dirname(path)})") from None
-    try:
-        with os.fdopen(handle, "wb") as output:
-            output.write(content)
-        os.chown(temporary, uid, gid)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise HostError(f"cannot write {path}: {error.strerror}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def remove_file(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as error:
-        raise HostError(f"cannot remove {path}: {error.strerror}") from None
 
 
 def wait_listening(address, port, timeout, interval=0.1, clock=time.monotonic, sleep=time.sleep):

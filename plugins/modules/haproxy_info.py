@@ -10,9 +10,16 @@ DOCUMENTATION = r"""
 module: haproxy_info
 short_description: Read the state of HAProxy backend servers from the runtime API
 description:
-  - Returns, for every server of every backend (or of one backend, or one server), its administrative
-    state, status, health check, weight, sessions and queue, read from the runtime API (the
-    C(stats socket)) with C(show servers state) and C(show stat), both in one exchange.
+  - Returns, for every server of every backend (or of one backend, or the servers named), its
+    administrative state, status, health check, weight, sessions and queue, read from the runtime API
+    (the C(stats socket)) with C(show servers state) and C(show stat), both in one exchange.
+  - Wt instances named with O(backend=wt) and O(server) or O(servers) are read alone, so the cost
+    follows the instances asked about, not the fleet. Each one's own backend (C(show servers state
+    wt.<server>), C(show stat wt.<server> 4 -1)), its placement server (C(get weight), and
+    C(show stat) by the ids the haproxy role gives backend C(wt) and its servers), all in one exchange.
+    While an instance is down or in maint, its placement server's drain is not in those replies, and
+    C(show servers state wt) is read as well (in a second exchange, only the lines asked about parsed).
+    A configuration without those ids, or a server that is not an instance, is read from the whole table.
   - A Wt instance of the wtstack.fleet roles is one row, backend C(wt) and its server name, whatever
     HAProxy objects route it. HAProxy holds it as two servers of that name, a placement server in backend
     C(wt) (new sessions) tracking the health checked server in the instance's own backend
@@ -30,6 +37,13 @@ options:
   server:
     description: Only servers of this name (in O(backend), or in any backend). The module fails if there is none.
     type: str
+  servers:
+    description:
+      - Only servers of these names (in O(backend), or in any backend), in this order. The module fails
+        naming those there are none of. Mutually exclusive with O(server).
+    type: list
+    elements: str
+    version_added: 0.3.0
   raw:
     description:
       - List every HAProxy server as HAProxy does, each instance's own backend with its C(ws) and relay
@@ -68,6 +82,12 @@ EXAMPLES = r"""
     socket: tcp:127.0.0.1:9999
     server: app1-9090
   register: app1
+
+- name: A batch of instances, read alone whatever the fleet's size
+  wtstack.fleet.haproxy_info:
+    backend: wt
+    servers: [app1-9090, app2-9091, app3-9090]
+  register: batch
 """
 
 RETURN = r"""
@@ -91,7 +111,7 @@ haproxy:
       description: Seconds since that worker started.
       type: int
 servers:
-  description: One entry per server, in configuration order.
+  description: One entry per server, in configuration order (with O(servers) and O(backend), in that order).
   returned: always
   type: list
   elements: dict
@@ -194,15 +214,8 @@ servers:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import (
-    DEFAULT_SOCKET,
-    RuntimeApiError,
-    RuntimeClient,
-)
-
-
-def _int(value):
-    return int(value) if value is not None and value.isdigit() else None
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.info_module import run_info_module
 
 
 def main():
@@ -211,32 +224,17 @@ def main():
             socket=dict(type="str", default=DEFAULT_SOCKET),
             backend=dict(type="str"),
             server=dict(type="str"),
+            servers=dict(type="list", elements="str"),
             raw=dict(type="bool", default=False),
             socket_timeout=dict(type="float", default=10),
         ),
+        mutually_exclusive=[("server", "servers")],
         supports_check_mode=True,
     )
-    backend, server = module.params["backend"], module.params["server"]
-    try:
-        client = RuntimeClient(module.params["socket"], timeout=module.params["socket_timeout"])
-        info = client.show_info()
-        fold = not module.params["raw"]
-        if server and backend and fold:
-            views = [client.server(backend, server)]
-        else:
-            views = client.servers(backend, fold=fold)
-            if server:
-                views = [view for view in views if view.server == server]
-                if not views:
-                    module.fail_json(msg=f"no backend on {module.params['socket']} has a server named '{server}'")
-    except RuntimeApiError as error:
-        module.fail_json(msg=str(error))
-    module.exit_json(
-        changed=False,
-        haproxy=dict(version=info.get("Version"), node=info.get("node"), pid=_int(info.get("Pid")),
-                     uptime_sec=_int(info.get("Uptime_sec"))),
-        servers=[view.as_dict() for view in views],
-    )
+    failed, msg, result = run_info_module(module.params)
+    if failed:
+        module.fail_json(msg=msg, **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

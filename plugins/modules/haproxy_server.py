@@ -17,8 +17,17 @@ description:
     needs at fleet scale. One read of the backend, every command in as few exchanges as HAProxy's
     line length allows, then every poll of a wait reads them all at once. The result lists each
     server, and the module fails if any one of them does not reach what was asked, naming them all.
-  - Idempotent. It reads the server first (C(show servers state) and C(show stat)) and sends only
-    the C(set server) commands needed, so a server already in the wanted state reports C(changed=false).
+  - Idempotent. It reads the server first and sends only the C(set server) commands needed, so a server
+    already in the wanted state reports C(changed=false).
+  - Wt instances of backend C(wt) are read alone, so a call costs about the same in a fleet of 5,000
+    instances as in one of 10. Each read of them is one exchange, C(get weight wt/<server>),
+    C(show servers state wt.<server>) and C(show stat wt.<server> 4 -1) (its own backend), and
+    C(show stat) of its placement server by the ids the haproxy role gives backend C(wt) and its servers
+    (by name, HAProxy would pick the frontend C(wt)). While an instance is down or in maint its placement
+    server's own drain is in none of those replies, and C(show servers state wt) is read as well, in a
+    second exchange of which only the lines of the servers asked about are parsed. Any other backend or
+    server, or a configuration without those ids, is read from the whole table
+    (C(show servers state) and C(show stat -1 4 -1), one exchange), as before.
   - A Wt instance of the wtstack.fleet roles is named as it always is, O(backend=wt) and its server
     name. HAProxy holds it as two servers of that name, a placement server in backend C(wt), where new
     sessions are placed, tracking the health checked server of the instance's own backend C(wt.<server>),
@@ -294,44 +303,18 @@ wait:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import (
-    ADMIN_STATES,
-    DEFAULT_SOCKET,
-    WAIT_CONDITIONS,
-    RuntimeApiError,
-    RuntimeClient,
-    keep_check,
-    plan_change,
-    server_poller,
-    unreached,
-    wait_check,
-    wait_conflict,
-    wait_for_servers,
-)
-
-
-def _send(module, client, commands, result, entries, names, single):
-    """All commands, in as few exchanges as HAProxy's line length allows; ``changed`` once one took."""
-    try:
-        if commands:
-            client.send(commands)
-            result["changed"] = True
-    except RuntimeApiError as error:
-        result["changed"] = result["changed"] or bool(getattr(error, "accepted", 0))
-        module.fail_json(msg=str(error), **_finish(result, entries, names, single))
-
-
-def _wait(client, backend, condition, names, params, timeout, quiet, hold=0.0):
-    return wait_for_servers(condition, server_poller(client, backend, condition), names,
-                            wait_check(condition, quiet), timeout, params["interval"], hold=hold,
-                            keep=keep_check(condition, quiet))
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.server_module import run_server_module
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.servers import ADMIN_STATES
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.waiting import WAIT_CONDITIONS
+from ansible_collections.wtstack.fleet.plugins.module_utils.topology import PLACEMENT_BACKEND
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             socket=dict(type="str", default=DEFAULT_SOCKET),
-            backend=dict(type="str", default="wt"),
+            backend=dict(type="str", default=PLACEMENT_BACKEND),
             server=dict(type="str"),
             servers=dict(type="list", elements="str"),
             state=dict(type="str", choices=list(ADMIN_STATES)),
@@ -351,116 +334,10 @@ def main():
         required_one_of=[("server", "servers")],
         supports_check_mode=True,
     )
-    params = module.params
-    backend, wait, drain_wait = params["backend"], params["wait"], params["drain_wait"]
-    single = params["server"] is not None
-    names = [params["server"]] if single else list(dict.fromkeys(params["servers"]))
-    result = dict(changed=False, backend=backend, commands=[])
-    if single:
-        result["server"] = names[0]
-    if drain_wait != "none" and params["state"] != "maint":
-        module.fail_json(msg=f"drain_wait={drain_wait} drains the servers before maint; it needs state=maint", **result)
-    if not names:
-        module.exit_json(servers=[], **result)
-    try:
-        client = RuntimeClient(params["socket"], timeout=params["socket_timeout"])
-        before = client.servers_named(backend, names)
-        changes = {name: plan_change(before[name], params["state"], params["weight"]) for name in names}
-        drains = {name: plan_change(before[name], "drain") for name in names
-                  if drain_wait != "none" and before[name].admin_state == "ready"}
-    except RuntimeApiError as error:
-        module.fail_json(msg=str(error), **result)
-    entries = {name: {"server": name, "before": before[name].as_dict(),
-                      "commands": list(drains[name].commands if name in drains else ()) + list(changes[name].commands)}
-               for name in names}
-    result["commands"] = [command for name in names for command in entries[name]["commands"]]
-    diffs = [dict(before=changes[name].before, after=changes[name].after,
-                  before_header=f"{backend}/{name}", after_header=f"{backend}/{name}") for name in names]
-    if module._diff:
-        result["diff"] = diffs[0] if single else diffs
-    for name in names:
-        conflict = wait_conflict(wait, changes[name].after["admin_state"])
-        if conflict:
-            module.fail_json(msg=f"{backend}/{name} {conflict}", **_finish(result, entries, names, single))
-    if module.check_mode:
-        for name in names:
-            entries[name]["after"] = entries[name]["before"]
-        result["changed"] = any(entries[name]["commands"] for name in names)
-        module.exit_json(**_finish(result, entries, names, single))
-
-    if drains:
-        # New sessions stop everywhere at once; then each server is waited for, all in the same
-        # polls, until the drain timeout. What is still open then is taken out by maint anyway.
-        _send(module, client, [command for change in drains.values() for command in change.commands],
-              result, entries, names, single)
-        try:
-            drained = _wait(client, backend, drain_wait, list(drains), params, params["drain_timeout"],
-                            params["drain_quiet"])
-            before_maint = client.servers_named(backend, names)
-        except RuntimeApiError as error:
-            module.fail_json(msg=str(error), **_finish(result, entries, names, single))
-        for name, outcome in drained.items():
-            entries[name]["drain"] = {key: value for key, value in outcome.as_dict().items() if key != "observed"}
-        changes = {name: plan_change(before_maint[name], params["state"], params["weight"]) for name in names}
-        for name in names:
-            entries[name]["commands"] = list(drains[name].commands if name in drains else ()) + \
-                list(changes[name].commands)
-        result["commands"] = [command for name in names for command in entries[name]["commands"]]
-
-    _send(module, client, [command for name in names for command in changes[name].commands],
-          result, entries, names, single)
-    try:
-        after = client.servers_named(backend, names)
-    except RuntimeApiError as error:
-        module.fail_json(msg=str(error), **_finish(result, entries, names, single))
-    problems = []
-    for name in names:
-        entries[name]["after"] = after[name].as_dict()
-        problem = unreached(after[name], changes[name])
-        if problem:
-            problems.append(f"HAProxy accepted `{'; '.join(changes[name].commands)}` but {problem}")
-    if problems:
-        module.fail_json(msg="; ".join(problems), **_finish(result, entries, names, single))
-
-    if wait != "none":
-        outcomes = _wait(client, backend, wait, names, params, params["timeout"], params["quiet"], params["hold"])
-        failures = []
-        for name, outcome in outcomes.items():
-            entries[name]["wait"] = {key: value for key, value in outcome.as_dict().items() if key != "observed"}
-            if outcome.observed:
-                entries[name]["after"] = outcome.observed
-            if not outcome.reached:
-                failures.append(f"{backend}/{name} is not {wait}: {outcome.reason}")
-        reached = [name for name in names if outcomes[name].reached]
-        if params["reached_state"] and reached:
-            # The servers that passed go on at once, in one exchange; the others stay as they are.
-            try:
-                now = client.servers_named(backend, reached)
-                onward = {name: plan_change(now[name], params["reached_state"]) for name in reached}
-                _send(module, client, [command for name in reached for command in onward[name].commands],
-                      result, entries, names, single)
-                after = client.servers_named(backend, reached)
-            except RuntimeApiError as error:
-                module.fail_json(msg=str(error), **_finish(result, entries, names, single))
-            for name in reached:
-                entries[name]["commands"] = entries[name]["commands"] + list(onward[name].commands)
-                entries[name]["after"] = after[name].as_dict()
-                problem = unreached(after[name], onward[name])
-                if problem:
-                    failures.append(f"HAProxy accepted `{'; '.join(onward[name].commands)}` but {problem}")
-            result["commands"] = [command for name in names for command in entries[name]["commands"]]
-        if failures:
-            result["failed_servers"] = [name for name in names if not outcomes[name].reached]
-            module.fail_json(msg="; ".join(failures), **_finish(result, entries, names, single))
-    module.exit_json(**_finish(result, entries, names, single))
-
-
-def _finish(result, entries, names, single):
-    """The result in its public shape: one server's keys at the top, or a list under ``servers``."""
-    if single:
-        entry = entries[names[0]]
-        return dict(result, **{key: value for key, value in entry.items() if key not in ("server", "commands")})
-    return dict(result, servers=[entries[name] for name in names])
+    failed, msg, result = run_server_module(module.params, module.check_mode, module._diff)
+    if failed:
+        module.fail_json(msg=msg, **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

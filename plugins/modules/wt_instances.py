@@ -242,31 +242,7 @@ outdated:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes
-from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import (
-    Host,
-    HostError,
-    Wanted,
-    installed_releases,
-    newest_change,
-    plan_instances,
-    probe_address,
-    release_links,
-    remove_file,
-    remove_release,
-    settings_path,
-    unit_name,
-    wait_listening,
-    write_file,
-    write_link,
-)
-
-
-def parse_mode(module, value):
-    try:
-        return int(value, 8) if isinstance(value, str) else int(value)
-    except ValueError:
-        module.fail_json(msg=f"settings_mode: {value!r} is not an octal file mode such as '0644'")
+from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances_module import run_wt_instances_module
 
 
 def main():
@@ -307,93 +283,9 @@ def main():
         required_together=[("releases_dir", "links_dir")],
         supports_check_mode=True,
     )
-    params = module.params
-    settings_dir = params["settings_dir"]
-    mode = parse_mode(module, params["settings_mode"])
-    owner, group = params["settings_owner"], params["settings_group"]
-    releases_dir, links_dir = params["releases_dir"], params["links_dir"]
-    wanted = [Wanted(item["port"], item["listen_address"], to_bytes(item["settings"]), item["release"])
-              for item in params["instances"]]
-    ports = [instance.port for instance in wanted]
-    if len(set(ports)) != len(ports):
-        module.fail_json(msg=f"instances: a port is listed twice: {sorted(ports)}")
-    if releases_dir and any(instance.release is None for instance in wanted):
-        module.fail_json(msg="instances: with releases_dir, every instance needs its release")
-    if params["releases_kept"] < 1:
-        module.fail_json(msg=f"releases_kept: {params['releases_kept']} must be at least 1 (the release instances run)")
-    host = Host(module.run_command, settings_dir)
-    result = dict(changed=False, written=[], restarted=[], started=[], enabled=[], stopped=[], disabled=[],
-                  removed=[], daemon_reloaded=False, linked={}, releases_removed=[], outdated={})
-    settings = {port: host.settings_state(port) for port in ports}
-    try:
-        links = release_links(links_dir, releases_dir, ports) if releases_dir else None
-        releases = installed_releases(releases_dir, params["release_files"], params["release_trees"]) \
-            if releases_dir else None
-        plan = plan_instances(
-            wanted, host.unit_states(ports), settings, host.known_units() if params["prune"] else {},
-            mode=mode, owner=owner, group=group,
-            newest_shared_change=newest_change(params["runtime_files"], params["runtime_trees"]),
-            restart_all=params["restart_all"], restart_on_change=params["restart_on_change"],
-            unit_file_changed=params["unit_file_changed"], prune=params["prune"], settings_dir=settings_dir,
-            links=links, releases=releases, releases_kept=params["releases_kept"],
-            changed_releases=params["changed_releases"])
-    except HostError as error:
-        module.fail_json(msg=str(error), **result)
-    by_port = {instance.port: instance for instance in wanted}
-    if module._diff and plan.changed:
-        result["diff"] = [dict(before_header=settings_path(settings_dir, port),
-                               after_header=settings_path(settings_dir, port),
-                               before=(settings[port].content or b"").decode("utf-8", "replace"),
-                               after=by_port[port].settings.decode("utf-8", "replace")) for port in plan.write]
-        result["diff"].append(dict(prepared=plan.summary()))
-    result.update(changed=plan.changed, written=plan.write, daemon_reloaded=plan.daemon_reload,
-                  restarted=[unit_name(port) for port in plan.restart],
-                  started=[unit_name(port) for port in plan.start],
-                  enabled=[unit_name(port) for port in plan.enable],
-                  stopped=plan.stop, disabled=plan.disable, removed=plan.remove,
-                  linked={str(port): release for port, release in plan.link.items()},
-                  outdated={str(port): reason for port, reason in plan.outdated.items()},
-                  releases_removed=plan.prune_releases)
-    if module.check_mode or not plan.changed:
-        module.exit_json(**result)
-
-    addresses = {port: probe_address(instance.listen_address) for port, instance in by_port.items()}
-    try:
-        for port in plan.write:
-            write_file(settings_path(settings_dir, port), by_port[port].settings, mode, owner, group)
-        # An instance that restarts onto another release is linked to it just before its restart,
-        # so that until then a crash restarts it on the release it ran.
-        for port, release in plan.link.items():
-            if port not in plan.restart:
-                write_link(links_dir, port, releases_dir, release)
-        if plan.daemon_reload:
-            host.systemctl("daemon-reload")
-        for done, port in enumerate(plan.restart):
-            if port in plan.link:
-                write_link(links_dir, port, releases_dir, plan.link[port])
-            # A crash-looping unit may have hit systemd's start limit, which refuses any start until reset.
-            host.systemctl("reset-failed", unit_name(port), check=False)
-            host.systemctl("restart", unit_name(port))
-            if not wait_listening(addresses[port], port, params["restart_timeout"]):
-                left = [unit_name(other) for other in plan.restart[done + 1:]]
-                raise HostError(
-                    f"{unit_name(port)} was restarted but accepts no connection on {addresses[port]}:{port} after "
-                    f"{params['restart_timeout']:g} s; see `journalctl -u {unit_name(port)}`. "
-                    + (f"Not restarted, so still running as before: {', '.join(left)}." if left else ""))
-        if plan.start:
-            host.systemctl("start", *(unit_name(port) for port in plan.start))
-        if plan.enable:
-            host.systemctl("enable", *(unit_name(port) for port in plan.enable))
-        if plan.stop:
-            host.systemctl("stop", *plan.stop)
-        if plan.disable:
-            host.systemctl("disable", *plan.disable)
-        for path in plan.remove:
-            remove_file(path)
-        for release in plan.prune_releases:
-            remove_release(releases_dir, release)
-    except HostError as error:
-        module.fail_json(msg=str(error), **result)
+    failed, msg, result = run_wt_instances_module(module.params, module.run_command, module.check_mode, module._diff)
+    if failed:
+        module.fail_json(msg=msg, **result)
     module.exit_json(**result)
 
 

@@ -43,25 +43,6 @@ class FileChange:
         return self.before != self.after or self.mode_before != self.mode_after
 
 
-def parse_mode(value, where="mode"):
-    """A file mode as the file modules take it: an octal string ('0644', '644') or an int (0o644)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: {value!r} is not a file mode; give an octal string such as '0644'")
-    if isinstance(value, int):
-        mode = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        try:
-            mode = int(value.strip(), 8)
-        except ValueError:
-            raise ValueError(f"{where}: {value!r} is not an octal file mode; give one such as '0644'") from None
-    else:
-        raise ValueError(f"{where}: {value!r} is not an octal file mode; give one such as '0644' "
-                         "(symbolic modes are not supported here)")
-    if not 0 <= mode <= 0o7777:
-        raise ValueError(f"{where}: {value!r} is out of range for a file mode")
-    return mode
-
-
 def tree_path(root, dest):
     """Where `dest` (an absolute path on the host) goes under `root`; refuses anything that would
     land outside it."""

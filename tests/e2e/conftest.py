@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,13 +30,13 @@ SSH_KEY = REPO / ".lab/ssh/id_ed25519"
 RUNTIME_API_SCRIPT = """
 import socket, sys
 client = socket.socket(socket.AF_UNIX)
-client.connect("/run/haproxy/admin.sock")
+client.connect(__SOCKET__)
 client.sendall(sys.argv[1].encode() + b"\\n")
 reply = b""
 while chunk := client.recv(65536):
     reply += chunk
 sys.stdout.write(reply.decode())
-"""
+""".replace("__SOCKET__", repr(DEFAULT_SOCKET))
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from conftest import INVENTORY, REPO, SSH_KEY, Lab, lab_command
 from load import SessionLoad
 from test_40_rolling import instance_pids
@@ -52,7 +53,7 @@ SAMPLER = """
 import socket, time
 while True:
     client = socket.socket(socket.AF_UNIX)
-    client.connect("/run/haproxy/admin.sock")
+    client.connect(__SOCKET__)
     client.sendall(b"show stat -1 4 -1\\n")
     reply = b""
     while chunk := client.recv(65536):
@@ -66,7 +67,7 @@ while True:
                 and row[st].startswith("UP"))
     print(f"{time.time():.2f} {ready}", flush=True)
     time.sleep(0.2)
-"""
+""".replace("__SOCKET__", repr(DEFAULT_SOCKET))
 
 
 class CapacitySampler:

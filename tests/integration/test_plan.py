@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.ids import (
+    PLACEMENT_BACKEND_ID,
+    placement_server_id,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -100,8 +104,11 @@ def test_example_config_routes_by_map_not_by_acl_chain(example_plan):
         rules = re.findall(r"^\s*use-server (\S+) if (.*)$", sections[f"wt.{name}"], re.M)
         assert rules == [("ws", "{ req.hdr(upgrade) -m found }"), (name, "TRUE")]
     assert re.search(r"^\s*http-reuse safe$", config, re.M) and "http-reuse never" not in config
-    placement = re.findall(r"^\s*server\s+(\S+)\s+(\S+)\s+track\s+(\S+)", sections["wt"], re.M)
-    assert placement == [(name, address, f"wt.{name}/{name}") for name, address in instances]
+    # Backend wt and its servers have the ids the runtime modules read one server by (show stat).
+    assert re.search(rf"^    id {PLACEMENT_BACKEND_ID}$", sections["wt"], re.M)
+    placement = re.findall(r"^\s*server\s+(\S+)\s+(\S+)\s+id (\d+) track\s+(\S+)", sections["wt"], re.M)
+    assert placement == [(name, address, str(placement_server_id(name)), f"wt.{name}/{name}")
+                         for name, address in instances]
     assert map_entries(example_plan, "lb1") == {"app1-9090-": "wt.app1-9090", "app1-9091-": "wt.app1-9091",
                                                 "app2a-": "wt.app2-9090", "app2b-": "wt.app2-9091"}
 

@@ -4,7 +4,7 @@ plan.yml renders haproxy.cfg and the session map for a small fleet on loopback a
 runs that configuration (only what needs the packaged service is changed: no chroot, privilege
 drop or syslog, sockets and state file in a scratch directory) in front of small HTTP servers that
 stand in for Wt instances and answer with their port and the X-Forwarded-For they got. States are
-set the way wtstack.fleet.haproxy_server sets them (haproxy_runtime.plan_change), so this checks
+set the way wtstack.fleet.haproxy_server sets them (haproxy_runtime.changes.change_for), so this checks
 the contract of design.md's "Routing design" end to end in seconds: stickiness, drain, maint,
 a crashed instance, unknown sessions, and states kept across a restart with the state file.
 """
@@ -19,8 +19,10 @@ import time
 
 import pytest
 import yaml
-from ansible_collections.wtstack.fleet.plugins.module_utils import haproxy_runtime as rt
-
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.changes import change_for
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import RuntimeClient
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.errors import SocketUnavailable
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.reading import read_servers
 from test_plan import REPO, run_plan
 
 LAB_PY = REPO / "tests/unit/fixtures/haproxy/lab.py"
@@ -91,7 +93,7 @@ class Fleet:
         with open(self.workdir / "haproxy.log", "a") as log:
             self.process = subprocess.Popen(lab_module.die_with_parent([haproxy, "-db", "-f", str(self.config)]),
                                             stdout=log, stderr=subprocess.STDOUT)
-        self.client = rt.RuntimeClient(self.socket, timeout=5)
+        self.client = RuntimeClient(self.socket, timeout=5)
         if wait_for_up:
             self.wait(lambda views: all(view.status == "UP" for view in views), "every instance UP")
 
@@ -108,7 +110,7 @@ class Fleet:
         self.start(wait_for_up=False)
 
     def instances_view(self):
-        return {view.server: view for view in self.client.servers("wt")}
+        return {view.server: view for view in read_servers(self.client, "wt")}
 
     def wait(self, condition, what, timeout=15):
         deadline = time.monotonic() + timeout
@@ -117,7 +119,7 @@ class Fleet:
                 views = list(self.instances_view().values())
                 if condition(views):
                     return views
-            except rt.SocketUnavailable:
+            except SocketUnavailable:
                 views = None
             if time.monotonic() > deadline:
                 raise AssertionError(f"not {what} within {timeout} s: {views}\n"
@@ -125,7 +127,7 @@ class Fleet:
             time.sleep(0.05)
 
     def set_state(self, server, state):
-        for command in rt.plan_change(self.instances_view()[server], state=state).commands:
+        for command in change_for(self.instances_view()[server], state=state).commands:
             self.client.command(command)
 
     def get(self, wtd=None, path="/"):
@@ -247,7 +249,7 @@ def community_general_haproxy(fleet, server, state):
     on every backend that has a server of that name (its discover_all_backends + get_state_for)."""
     command = {"drain": "set server {}/{} state drain", "disabled": "disable server {}/{}",
                "enabled": "enable server {}/{}"}[state]
-    backends = [view.backend for view in fleet.client.servers(fold=False) if view.server == server]
+    backends = [view.backend for view in read_servers(fleet.client, fold=False) if view.server == server]
     assert backends == [f"wt.{server}", "wt"]
     for backend in backends:
         fleet.client.command(command.format(backend, server))

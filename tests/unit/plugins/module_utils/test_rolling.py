@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 from ansible_collections.wtstack.fleet.plugins.module_utils import rolling
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
 
 
@@ -370,7 +371,7 @@ def test_an_instance_failing_a_step_goes_no_further_and_stays_out():
 def test_a_balancer_that_fails_takes_the_whole_batch_with_it():
     state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "canary": 0}, 0)
     state = rolling.advance(state, "out", [carried({"lb": "lb2", "failed": True,
-                                                    "msg": "HAProxy runtime socket /run/haproxy/admin.sock does not exist"})], 1)
+                                                    "msg": f"HAProxy runtime socket {DEFAULT_SOCKET} does not exist"})], 1)
     assert state["restart_on"] == {}
     assert set(state["batch_failed"]) == {"app1-9090", "app2-9090"}
     assert state["batch_failed"]["app1-9090"].startswith("lb2: HAProxy runtime socket")

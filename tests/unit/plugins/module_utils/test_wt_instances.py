@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.wtstack.fleet.plugins.module_utils import host_files
 from ansible_collections.wtstack.fleet.plugins.module_utils import wt_instances as wi
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "systemd"
@@ -30,7 +31,7 @@ def settings_file(content=b"s\n", ctime=900.0, **attributes):
 
 
 def test_show_of_several_units_on_systemd_257():
-    shown = wi.parse_systemctl_show((FIXTURES / "show_257.txt").read_text())
+    shown = host_files.parse_systemctl_show((FIXTURES / "show_257.txt").read_text())
     assert list(shown) == ["wt@9090.service", "wt@9091.service", "wt@9099.service"]
     assert wi.unit_state(shown["wt@9090.service"]) == wi.UnitState(True, True, True, False, 1795955761)
     # A template instance nothing started: loaded, but neither running nor enabled, and no start time.
@@ -38,7 +39,7 @@ def test_show_of_several_units_on_systemd_257():
 
 
 def test_show_of_a_unit_the_host_does_not_have_on_systemd_252():
-    shown = wi.parse_systemctl_show((FIXTURES / "show_252.txt").read_text())
+    shown = host_files.parse_systemctl_show((FIXTURES / "show_252.txt").read_text())
     assert wi.unit_state(shown["haproxy.service"]).active
     assert wi.unit_state(shown["wt@9090.service"]) == wi.UnitState()
 
@@ -189,13 +190,13 @@ def test_settings_files_are_read_with_their_attributes(tmp_path):
 def test_settings_are_written_in_one_rename_with_owner_group_and_mode(tmp_path):
     me, my_group = wi.user_name(os.getuid()), wi.group_name(os.getgid())
     path = tmp_path / "9090.env"
-    wi.write_file(str(path), b"new\n", 0o600, me, my_group)
+    host_files.write_file(str(path), b"new\n", 0o600, me, my_group)
     assert path.read_bytes() == b"new\n" and os.stat(path).st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["9090.env"]
     with pytest.raises(wi.HostError, match="no such user or group"):
-        wi.write_file(str(path), b"x", 0o600, "no-such-user-here", my_group)
+        host_files.write_file(str(path), b"x", 0o600, "no-such-user-here", my_group)
     with pytest.raises(wi.HostError, match=r"cannot write .*/missing/9090.env"):
-        wi.write_file(str(tmp_path / "missing/9090.env"), b"x", 0o600, me, my_group)
+        host_files.write_file(str(tmp_path / "missing/9090.env"), b"x", 0o600, me, my_group)
 
 
 def test_the_newest_change_in_files_and_trees_is_found_like_find_maxdepth(tmp_path):

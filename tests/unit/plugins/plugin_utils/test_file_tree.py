@@ -3,10 +3,10 @@
 import os
 
 import pytest
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_files import parse_mode
 from ansible_collections.wtstack.fleet.plugins.plugin_utils.file_tree import (
     TreeFile,
     diffs,
-    parse_mode,
     tree_path,
     write_tree,
 )

@@ -78,3 +78,13 @@ def test_a_websocket_goes_through_the_ws_lane_and_counts_in_its_instance_row(hap
         tunnel.close()
     assert raw == {("wt.app1-9091", "app1-9091"): 0, ("wt.app1-9091", "ws"): 1, ("wt.app1-9091", "relay"): 0}
     assert row["scur"] == 1
+
+
+def test_several_servers_in_the_order_asked(info):
+    rows = info(backend="wt", servers=["app2-9091", "app1-9090"])["servers"]
+    assert [(s["server"], s["admin_state"], s["own_backend"]) for s in rows] == [
+        ("app2-9091", "maint", "wt.app2-9091"), ("app1-9090", "ready", "wt.app1-9090")]
+    assert [s["backend"] for s in info(servers=["solo", "app1-9090"])["servers"]] == ["wt", "static"]
+    result = info(servers=["app1-9090", "nope"])
+    assert result["failed"] is True and result["msg"].endswith("has a server named 'nope'")
+    assert info(server="app1-9090", servers=["app1-9090"])["failed"] is True

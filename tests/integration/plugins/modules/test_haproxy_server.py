@@ -145,7 +145,7 @@ def test_over_tcp(haproxy_lab, run_module):
 
 @pytest.mark.parametrize("args, message", [
     ({"server": "app9-9090", "state": "drain"},
-     "backend 'wt' on {socket} has no server 'app9-9090'; its servers are: app1-9090, app1-9091, app2-9090, app2-9091"),
+     "backend 'wt' on {socket} has no server 'app9-9090'"),
     ({"backend": "web", "server": "app1-9090", "state": "drain"},
      "HAProxy on {socket} has no backend 'web'; its backends are: static, wt"),
     ({"server": "app1-9090", "weight": "300"}, "weight 300 is above HAProxy's maximum of 256"),

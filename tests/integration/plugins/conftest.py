@@ -1,28 +1,13 @@
 """Runs our modules' code in-process against a real HAProxy (tests/unit/fixtures/haproxy/lab.py)."""
 
-import contextlib
 import importlib.util
-import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
-try:  # ansible-core >= 2.19
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # the oldest ansible-core we support reads module arguments from basic._ANSIBLE_ARGS
-    from ansible.module_utils import basic
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
-LAB_PY = Path(__file__).resolve().parents[2] / "fixtures" / "haproxy" / "lab.py"
+LAB_PY = Path(__file__).resolve().parents[2] / "unit" / "fixtures" / "haproxy" / "lab.py"
 # State each lab instance is restored to between tests: (admin state of its own server, weight of
 # its placement server). app2-9091 is `disabled` in the lab's haproxy.cfg.
 LAB_INSTANCES = {"app1-9090": ("ready", 100), "app1-9091": ("ready", 100), "app2-9090": ("ready", 50),
@@ -59,18 +44,8 @@ def haproxy_lab(_haproxy_lab):
         assert lab.command(f"set server wt.{server}/{server} state {state}") == "\n"
     assert lab.command("set server static/solo state ready") == "\n"
     lab.wait_for_status({"app1-9090": "UP", "app1-9091": "UP", "app2-9090": "DOWN", "app2-9091": "MAINT"})
+    # ... at full health: an instance just out of maint is "UP 1/2" until its checks pass.
+    deadline = time.monotonic() + 15
+    while any(lab.statuses()[name] != "UP" for name in ("app1-9090", "app1-9091")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return lab
-
-
-@pytest.fixture
-def run_module(capsys):
-    """run_module(module, args, check_mode=False, diff=False) -> the module's result dict."""
-
-    def run(module, args, check_mode=False, diff=False):
-        args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-        capsys.readouterr()
-        with patch_module_args(args), pytest.raises(SystemExit):
-            module.main()
-        return json.loads(capsys.readouterr().out)
-
-    return run
