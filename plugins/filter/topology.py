@@ -150,6 +150,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
     BALANCER_VARIABLES,
+    HOST_ADDRESS_VARIABLES,
     ROLE_VARIABLE_PREFIXES,
     TOPOLOGY_VARIABLES,
     TopologyError,
@@ -157,28 +158,34 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.topology import (
 )
 
 # Only these host variables are read, so a large inventory is not templated wholesale.
-_READ_VARIABLES = TOPOLOGY_VARIABLES + BALANCER_VARIABLES + ("ansible_host", "inventory_hostname", "haproxy_bind_port")
+_READ_VARIABLES = (TOPOLOGY_VARIABLES + BALANCER_VARIABLES + HOST_ADDRESS_VARIABLES
+                   + ("inventory_hostname", "haproxy_bind_port"))
 
 
-def _plain_hostvars(groups, hostvars, fleet_groups):
-    fleet_hosts = {host for group in fleet_groups for host in groups.get(group) or ()}
+def _plain_hostvars(groups, hostvars, haproxy_group, wt_group):
+    fleet_hosts = {host for group in (haproxy_group, wt_group) for host in groups.get(group) or ()}
     plain = {}
     for host in groups.get("all", ()):
-        names = list(hostvars[host].keys())
         if host in fleet_hosts:
-            wanted = [name for name in names if name in _READ_VARIABLES
-                      or (str(name).startswith("wt_") and not str(name).startswith(ROLE_VARIABLE_PREFIXES))]
-        else:
-            wanted = [name for name in names if name == "wt_instances"]
-        plain[host] = {name: hostvars[host][name] for name in wanted}
-    return plain
+            plain[host] = _read(hostvars[host], lambda name: name in _READ_VARIABLES or (
+                str(name).startswith("wt_") and not str(name).startswith(ROLE_VARIABLE_PREFIXES)))
+    # A VIP must be no host's own address, so with VIPs the other hosts' addresses are read too;
+    # without, a shared inventory's other hosts keep everything but wt_instances untemplated.
+    with_vips = any(plain[host].get("haproxy_vips") for host in groups.get(haproxy_group) or () if host in plain)
+    outside = ("wt_instances",) + (HOST_ADDRESS_VARIABLES if with_vips else ())
+    return {host: plain[host] if host in plain else _read(hostvars[host], lambda name: name in outside)
+            for host in groups.get("all", ())}
+
+
+def _read(host_vars, wanted):
+    return {name: host_vars[name] for name in list(host_vars.keys()) if wanted(name)}
 
 
 def topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
     if not isinstance(groups, Mapping) or not isinstance(hostvars, Mapping):
         raise AnsibleFilterError("topology expects `groups | wtstack.fleet.topology(hostvars)`")
     try:
-        plain = _plain_hostvars(groups, hostvars, (haproxy_group, wt_group))
+        plain = _plain_hostvars(groups, hostvars, haproxy_group, wt_group)
         return build_topology(groups, plain, haproxy_group=haproxy_group, wt_group=wt_group).to_dict()
     except (TopologyError, RuntimeError) as error:
         raise AnsibleFilterError(f"wtstack.fleet: the inventory is not a valid Wt fleet:\n{error}") from error
