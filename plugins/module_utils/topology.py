@@ -646,9 +646,9 @@ def _check_vrrp_families(host, declared, vrrp_addresses, problems):
     if not vip_families or not balancer_families:
         return
     if len(vip_families) == 1:
-        (family,), name_balancers, name_vips = vip_families, True, False
+        family, name_balancers, name_vips = min(vip_families), True, False
     elif len(balancer_families) == 1:
-        (family,), name_balancers, name_vips = balancer_families, False, True
+        family, name_balancers, name_vips = min(balancer_families), False, True
     else:
         family, name_balancers, name_vips = declared[0].address.version, True, True
     for balancer, (variable, address) in vrrp_addresses.items():
