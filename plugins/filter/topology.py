@@ -27,8 +27,8 @@ description:
   - C(haproxy_vips) is one list for the whole fleet (set it in group_vars of the balancer group; every
     balancer must see the same value, as must C(haproxy_vrrp_router_id_base)). Each item is an address,
     C(198.18.1.10) or C(198.18.1.10/24) (the length states the VIP's network, which every balancer's
-    VRRP address must be in; a VIP without one gets C(/32) or C(/128)), or a mapping with C(address),
-    optional C(holder) (a load balancer) and optional C(router_id) (1 to 255).
+    VRRP address must be in; a VIP without one gets C(/32) or C(/128), which states no network), or a
+    mapping with C(address), optional C(holder) (a load balancer) and optional C(router_id) (1 to 255).
   - A VIP without C(holder) is held by the load balancer at its list position modulo the number of
     balancers (active-active behind DNS round robin); one without C(router_id) gets
     C(haproxy_vrrp_router_id_base) (default 50) + position + 1. Both depend only on the position, so
