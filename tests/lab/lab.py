@@ -787,6 +787,13 @@ def veth_name(host: str) -> str:
     return "wl" + hashlib.sha256(f"{lab_id()}:{host}".encode()).hexdigest()[:10]
 
 
+def mac_address(host: str) -> str:
+    """The host's network card's own address: the same across reboots, as a real machine's is, so its
+    peers' ARP caches stay right when it comes back (unicast VRRP adverts reach it at once)."""
+    digest = hashlib.sha256(f"{lab_id()}:{host}:mac".encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))  # locally administered, unicast
+
+
 def nat_table() -> str:
     return f"wtlab_{lab_id()}"
 
@@ -872,7 +879,7 @@ def attach_host(host: Host, fleet: Fleet) -> None:
     netns, veth = netns_name(host.name), veth_name(host.name)
     detach_host(host.name)
     ip("netns", "add", netns)
-    ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "address", mac_address(host.name), "netns", netns)
     ip("link", "set", veth, "master", bridge_name(), "up")
     ip("-n", netns, "addr", "add", f"{host.address}/{fleet.network.prefixlen}", "dev", "eth0")
     ip("-n", netns, "link", "set", "lo", "up")
@@ -962,8 +969,11 @@ def stop_host(name: str, cgroup: Path) -> None:
 
 
 def kill_host(name: str, cgroup: Path) -> None:
-    """Pull the plug: every process of the host dies at once, with no shutdown; its network
-    namespace goes with it, so any address it held (a VIP) vanishes as from a powered-off machine."""
+    """Pull the plug: the host leaves the network (its cable, and every address it held, a VIP too)
+    and every process of it dies at once, with no shutdown, as a powered-off machine would."""
+    if shutil.which("ip"):
+        detach_host(name)
+    log(f"  {name:<10} plug pulled at {time.time():.3f}")
     remove_cgroup(cgroup / name)
     pid = nspawn_pid(name)
     if pid is not None:
