@@ -27,19 +27,12 @@ author:
   - wtstack.fleet contributors (@wtstack)
 options:
   vips:
-    description: The VIPs, as the topology names them (C(wtstack_topology.vips)).
+    description:
+      - The VIPs as the C(wtstack.fleet.topology) filter returns them (C(wtstack_topology.vips)), or any mappings
+        with their C(name) (the VRRP instance, C(wtstack_vip_<router id>)) and C(address); other keys are ignored.
     type: list
     elements: dict
     required: true
-    suboptions:
-      name:
-        description: The VRRP instance's name, C(wtstack_vip_<router id>).
-        type: str
-        required: true
-      address:
-        description: The VIP.
-        type: str
-        required: true
   state:
     description: What to do with them here.
     type: str
@@ -125,9 +118,7 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.vrrp import Host, Vr
 def main():
     module = AnsibleModule(
         argument_spec={
-            "vips": {"type": "list", "elements": "dict", "required": True,
-                     "options": {"name": {"type": "str", "required": True},
-                                 "address": {"type": "str", "required": True}}},
+            "vips": {"type": "list", "elements": "dict", "required": True},
             "state": {"type": "str", "required": True, "choices": ["released", "candidate", "held"]},
             "release_dir": {"type": "path", "default": "/var/lib/wtstack/vrrp"},
             "drain_timeout": {"type": "float", "default": 2},
@@ -143,7 +134,10 @@ def main():
             raise VrrpError(f"nft refused the handover rules ({err.strip()}); is nftables installed?")
 
     host = Host(run_nft, time.monotonic, time.sleep)
-    vips = [{"name": vip["name"], "address": vip["address"]} for vip in params["vips"]]
+    try:
+        vips = [{"name": str(vip["name"]), "address": str(vip["address"])} for vip in params["vips"]]
+    except KeyError as missing:
+        module.fail_json(msg=f"vips: every VIP needs a name and an address; one has no {missing}")
     try:
         if params["state"] == "released":
             result = release(host, vips, params["release_dir"], params["drain_timeout"], params["timeout"],
