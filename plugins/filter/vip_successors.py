@@ -13,7 +13,7 @@ short_description: Which balancer takes each VIP when one balancer gives its VIP
 description:
   - Given VIPs as the C(wtstack.fleet.topology) filter returns them (each with its C(priorities), the
     preferred holder first) and the balancer that gives them up, returns for each other balancer the VIPs
-    it takes: for each VIP, the first balancer of its priority order that is not the one leaving.
+    it takes - for each VIP, the first balancer of its priority order that is not the one leaving.
   - Assumes every other balancer serves (keepalived skips one that does not); C(playbooks/rolling_balancers.yml)
     checks that first.
 options:

@@ -17,7 +17,7 @@ description:
     again a second later, by then to the VIP's next holder) while the connections already open finish, at
     most O(drain_timeout) seconds; then keepalived is told to release them and the module waits until they are
     off this host. Connections still open then (WebSockets, idle keep-alive connections) are cut when the VIP
-    moves: a browser opens them again, through the new holder, to the same Wt instance.
+    moves; a browser opens them again, through the new holder, to the same Wt instance.
   - O(state=candidate) lets this balancer take part in the elections again; with the highest priority for a
     VIP and preemption on, it takes the VIP back after keepalived's C(preempt_delay).
   - O(state=held) waits until this balancer holds every VIP of O(vips) (after the holder released them).

@@ -62,15 +62,25 @@ class VipSampler:
         try:
             while not self._stop.is_set():
                 now = time.time()
-                sample = {}
-                for lb in self.balancers:
-                    sample[lb] = self._held_by(lb)
+                sample = self._snapshot()
                 if _libc.setns(home, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns back home failed")
                 self.samples.append((now, sample))
                 self._stop.wait(max(0.0, self.interval - (time.time() - now)))
         finally:
             os.close(home)
+
+    def _snapshot(self):
+        """Every balancer's VIPs at one instant: the balancers are read one after the other, so a VIP
+        moving between two reads would show on both or on neither; a snapshot counts only when two reads
+        in a row agree (a move takes milliseconds, a read microseconds)."""
+        previous = None
+        for dummy in range(10):
+            sample = {lb: self._held_by(lb) for lb in self.balancers}
+            if sample == previous:
+                return sample
+            previous = sample
+        return previous
 
     def _held_by(self, lb):
         try:

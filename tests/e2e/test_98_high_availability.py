@@ -153,7 +153,8 @@ def failover_cycles(lab, sampler, probers, load, interval):
                                    "returned": back - undone, "failover_failed": failover_failed,
                                    "return_failed": return_failed,
                                    "failed_probes_on_return": probers[vip.address].failures_between(undone, back + 0.5)})
-            print(f"  advert {interval:g}s {fault:<19} {vip.address} from {holder}: answered again after "
+            print(f"  {time.strftime('%H:%M:%S', time.localtime(struck))} advert {interval:g}s {fault:<19} "
+                  f"{vip.address} from {holder}: answered again after "
                   f"{answered if answered is None else round(answered, 2)} s (on the other balancer after "
                   f"{moved:.2f} s), requests failed {failover_failed[0]} before a retry, {failover_failed[1]} after; "
                   f"back on {holder} {back - undone:.1f} s after the fault was undone, requests failed "
