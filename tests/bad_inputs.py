@@ -4,8 +4,10 @@ Shared by tests/e2e/test_65_bad_inputs.py (against the lab) and tests/integratio
 (against a copy of the lab's inventory that points nowhere). Each case is a small mutation of an
 inventory in the shape tests/lab/lab.py writes (all.children.<group>.hosts.<host>: vars, a host's
 vars under the first group listing it) and/or `-e` extra vars, plus the fragments the output must
-contain: the host and the variable at least. Host names come from the inventory itself (first load
-balancer, first and last app host), so the table fits any lab fleet with two app hosts.
+contain: the host and the variable at least. Host names come from the inventory itself (first and
+second load balancer, first and last app host), so the table fits any lab fleet with two app hosts; a
+fleet of one load balancer gets a second one (SPARE_BALANCER) where a case needs two. Fleet-wide
+balancer settings (haproxy_vips) go where an inventory keeps them, in the vars of group haproxy.
 
 A TLS certificate path that is absolute but names no file is not here: only the load balancer can
 tell, and the haproxy role refuses it there before it changes anything (tests/e2e/test_70_security.py).
@@ -18,6 +20,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TOPOLOGY_PLAY = "Validate the inventory and compute the fleet topology"
+# A second load balancer for the VIP cases on a lab fleet that has one; never contacted (every case is refused).
+SPARE_BALANCER = "lb-spare"
+SPARE_BALANCER_ADDRESS = "127.0.99.254"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -32,6 +37,7 @@ class Case:
 @dataclass(frozen=True)
 class Hosts:
     lb: str
+    lb_b: str  # the second load balancer, or SPARE_BALANCER that second_balancer adds
     app_a: str
     app_b: str
     address: dict
@@ -42,7 +48,9 @@ def hosts_of(inventory):
     apps = list(children["wt"]["hosts"])
     lbs = list(children["haproxy"]["hosts"])
     address = {host: host_vars(inventory, host).get("ansible_host") for host in lbs + apps}
-    return Hosts(lb=lbs[0], app_a=apps[0], app_b=apps[-1], address=address)
+    address.setdefault(SPARE_BALANCER, SPARE_BALANCER_ADDRESS)
+    return Hosts(lb=lbs[0], lb_b=lbs[1] if len(lbs) > 1 else SPARE_BALANCER, app_a=apps[0], app_b=apps[-1],
+                 address=address)
 
 
 def host_vars(inventory, host):
@@ -71,6 +79,41 @@ def empty_group(group):
     def mutate(inventory, hosts):
         inventory["all"]["children"][group]["hosts"] = {}
     return mutate
+
+
+def second_balancer(inventory, hosts):
+    balancers = inventory["all"]["children"]["haproxy"]["hosts"]
+    if hosts.lb_b not in balancers:
+        balancers[hosts.lb_b] = {**host_vars(inventory, hosts.lb), "ansible_host": SPARE_BALANCER_ADDRESS}
+
+
+def balancer_vars(**values):
+    """Fleet-wide balancer settings in group haproxy's vars (group_vars), on at least two balancers."""
+    def mutate(inventory, hosts):
+        second_balancer(inventory, hosts)
+        inventory["all"]["children"]["haproxy"].setdefault("vars", {}).update(values)
+    return mutate
+
+
+def single_balancer_with_a_vip(inventory, hosts):
+    balancers = inventory["all"]["children"]["haproxy"]
+    balancers["hosts"] = {hosts.lb: balancers["hosts"][hosts.lb]}
+    balancers["vars"] = {"haproxy_vips": ["198.18.0.10"]}
+
+
+def vip_of_a_host_outside_the_fleet(inventory, hosts):
+    inventory["all"]["children"].setdefault("ungrouped", {"hosts": {}})["hosts"]["db1"] = {
+        "ansible_host": "198.18.0.10"}
+    balancer_vars(haproxy_vips=["198.18.0.10"])(inventory, hosts)
+
+
+def vip_held_by_a_misspelt_balancer(inventory, hosts):
+    balancer_vars(haproxy_vips=[{"address": "198.18.0.10", "holder": hosts.lb + "x"}])(inventory, hosts)
+
+
+def second_balancer_at_the_first_ones_vrrp_address(inventory, hosts):
+    balancer_vars(haproxy_vips=["198.18.0.10"])(inventory, hosts)
+    host_vars(inventory, hosts.lb_b)["haproxy_vrrp_address"] = hosts.address[hosts.lb]
 
 
 def balancer_also_app_host_on_its_own_port(inventory, hosts):
@@ -176,6 +219,48 @@ CASES = [
     Case("statistics page without a password",
          set_vars("lb", haproxy_stats_enabled=True, haproxy_stats_bind_address="127.0.0.1"),
          lambda h: [f"{h.lb}: haproxy_stats_password: is required with haproxy_stats_enabled"]),
+    # Floating VIPs (haproxy_vips): the topology refuses them before keepalived is configured anywhere.
+    Case("VIPs on a single load balancer", single_balancer_with_a_vip,
+         lambda h: [f"{h.lb}: haproxy_vips: a VIP needs at least two load balancers to move between",
+                    "add a second balancer, or remove haproxy_vips"]),
+    Case("VIP that is not an IP address", balancer_vars(haproxy_vips=["vip.example.com"]),
+         lambda h: [f"{h.lb}: haproxy_vips[0].address: 'vip.example.com' is not an IP address"]),
+    Case("loopback VIP", balancer_vars(haproxy_vips=["127.0.10.200"]),
+         lambda h: [f"{h.lb}: haproxy_vips[0].address: 127.0.10.200 is a loopback address",
+                    "a VIP must be a routable unicast address that clients reach"]),
+    Case("VIP that is the network address of its network", balancer_vars(haproxy_vips=["198.18.0.0/24"]),
+         lambda h: [f"{h.lb}: haproxy_vips[0].address: 198.18.0.0 is the network address of 198.18.0.0/24"]),
+    Case("VIP listed twice", balancer_vars(haproxy_vips=["198.18.0.10", "198.18.0.11", "198.18.0.10"]),
+         lambda h: [f"{h.lb}: haproxy_vips[2].address: 198.18.0.10 is also haproxy_vips[0]; list each VIP once"]),
+    Case("VIP that is the address of a host outside the fleet", vip_of_a_host_outside_the_fleet,
+         lambda h: [f"{h.lb}: haproxy_vips[0].address: 198.18.0.10 is db1's ansible_host"]),
+    Case("VIP holder that is not a load balancer", vip_held_by_a_misspelt_balancer,
+         lambda h: [f"{h.lb}: haproxy_vips[0].holder: '{h.lb}x' is not a load balancer of group 'haproxy'; "
+                    f"did you mean {h.lb}?"]),
+    Case("unknown key in a VIP", balancer_vars(haproxy_vips=[{"address": "198.18.0.10", "routerid": 60}]),
+         lambda h: [f"{h.lb}: haproxy_vips[0].routerid: unknown key; did you mean router_id?"]),
+    Case("VIP router id that another VIP gets from the base",
+         balancer_vars(haproxy_vips=["198.18.0.10", {"address": "198.18.0.11", "router_id": 51}]),
+         lambda h: [f"{h.lb}: haproxy_vips[1].router_id: 51 is also the router id of haproxy_vips[0] "
+                    "(generated: haproxy_vrrp_router_id_base 50 + 0 + 1)"]),
+    Case("VRRP router id base past 255",
+         balancer_vars(haproxy_vips=["198.18.0.10"], haproxy_vrrp_router_id_base=255),
+         lambda h: [f"{h.lb}: haproxy_vrrp_router_id_base: 255 gives haproxy_vips[0] router id 256, outside "
+                    "VRRP's 1 to 255"]),
+    Case("haproxy_vips as a string extra var", second_balancer,
+         lambda h: [f"{h.lb}: haproxy_vips: '198.18.0.10' is not a list"],
+         extra_vars=("haproxy_vips=198.18.0.10",)),
+    Case("VIPs that differ between load balancers",
+         both(balancer_vars(haproxy_vips=["198.18.0.10"]), set_vars("lb_b", haproxy_vips=["198.18.0.11"])),
+         lambda h: [f"{h.lb_b}: haproxy_vips: ['198.18.0.11'] differs from ['198.18.0.10'] on {h.lb}",
+                    "set it once, in group_vars of group 'haproxy'"]),
+    Case("IPv6 VIP on load balancers with IPv4 addresses", balancer_vars(haproxy_vips=["2001:db8::10"]),
+         lambda h: [f"{h.lb}: ansible_host: {h.address[h.lb]} is IPv4 but the VIPs are IPv6"]),
+    Case("load balancer outside the VIP's network", balancer_vars(haproxy_vips=["198.18.0.10/24"]),
+         lambda h: [f"{h.lb}: ansible_host: {h.address[h.lb]} is outside 198.18.0.0/24, the network of "
+                    "haproxy_vips[0]"]),
+    Case("two load balancers with one VRRP address", second_balancer_at_the_first_ones_vrrp_address,
+         lambda h: [f"{h.lb_b}: haproxy_vrrp_address: {h.address[h.lb]} is also {h.lb}'s VRRP address"]),
     Case("wt_app_session_timeout 'soon' on one app host (argument spec)",
          set_vars("app_b", wt_app_session_timeout="soon"),
          lambda h: type_error(h.app_b, "wt_app_session_timeout", "int")),
@@ -234,15 +319,18 @@ def refusal_problems(case, hosts, returncode, output):
 
 
 def groups_and_hostvars(inventory, extra_vars=()):
-    """groups and hostvars as Ansible builds them from this inventory shape, extra vars on top."""
+    """groups and hostvars as Ansible builds them from this inventory shape: group vars under host vars,
+    extra vars on top."""
     extra = dict(value.split("=", 1) for value in extra_vars)
-    groups, hostvars = {"all": []}, {}
+    groups, own, inherited = {"all": []}, {}, {}
     for group, body in inventory["all"]["children"].items():
-        groups[group] = list((body or {}).get("hosts") or {})
-        for host, values in ((body or {}).get("hosts") or {}).items():
-            if host not in hostvars:
+        body = body or {}
+        groups[group] = list(body.get("hosts") or {})
+        for host, values in (body.get("hosts") or {}).items():
+            if host not in own:
                 groups["all"].append(host)
-            hostvars.setdefault(host, {}).update(values or {})
-    for values in hostvars.values():
-        values.update(extra)
+            own.setdefault(host, {}).update(values or {})
+            inherited.setdefault(host, {}).update(body.get("vars") or {})
+    everyone = inventory["all"].get("vars") or {}
+    hostvars = {host: {**everyone, **inherited[host], **own[host], **extra} for host in groups["all"]}
     return groups, hostvars, extra

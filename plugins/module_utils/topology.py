@@ -7,6 +7,8 @@ Plain Python with no Ansible import, so it is unit-tested without Ansible runnin
 shared by filters, modules and tests. Everything the roles write (HAProxy servers and
 session map, Wt units and their --session-id-prefix) reads the one Topology built here,
 so the load balancers and the Wt instances can never disagree about a prefix or a port.
+The load balancers' floating VIPs (keepalived, VRRP) are computed here too: which balancer
+holds each, its VRRP router id and every balancer's priority for it.
 
 Input is the shape Ansible already has: ``groups`` (group name -> host names) and
 ``hostvars`` (host name -> variables). Bad input raises TopologyError listing every
@@ -18,7 +20,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 try:  # netaddr is a controller requirement; the import guard keeps ansible-test's import sanity check happy
     import netaddr
@@ -49,8 +51,23 @@ PLACEMENT_BACKEND = "wt"
 # Host variables this module reads. Any other wt_* variable (outside the wt_app role's
 # own wt_app_* namespace) is almost certainly a typo of one of these.
 TOPOLOGY_VARIABLES = ("wt_instances", "wt_base_port", "wt_listen_address", "wt_connect_address")
-# Load balancer variable read here, because the Wt side must know it too (trusted proxies).
-BALANCER_VARIABLES = ("haproxy_source_address",)
+# Load balancer variables read here rather than only by the haproxy role, because each must be
+# checked against other hosts before any host is contacted: the Wt side trusts haproxy_source_address
+# (trusted proxies), and a VIP must be no host's own address, on the balancers' network, with a router
+# id and a holder every balancer agrees on (each balancer's keepalived renders the same VIPs).
+BALANCER_VARIABLES = ("haproxy_source_address", "haproxy_vips", "haproxy_vrrp_router_id_base", "haproxy_vrrp_address")
+# Every variable that gives a host an address of its own: no VIP may be one of them, wherever the
+# host is in the inventory, or keepalived would add a second holder of that address to the network.
+HOST_ADDRESS_VARIABLES = ("ansible_host", "wt_listen_address", "wt_connect_address", "haproxy_source_address",
+                          "haproxy_vrrp_address", "haproxy_bind_address")
+VIP_KEYS = ("address", "holder", "router_id")
+DEFAULT_VRRP_ROUTER_ID_BASE = 50
+MIN_ROUTER_ID = 1  # VRRP's virtual router id is 1..255
+MAX_ROUTER_ID = 255
+# VRRP priorities run 1..254 for a backup (255 is for the owner of the address, which a VIP has not):
+# the holder gets 250, the next balancers 240, 230, ... so a dead balancer's VIPs go to its successor.
+TOP_PRIORITY = 250
+PRIORITY_STEP = 10
 ROLE_VARIABLE_PREFIXES = ("wt_app_",)
 INVENTORY = "inventory"
 
@@ -98,6 +115,32 @@ class Balancer:
     # The address the instances see this load balancer connect from, so trust X-Forwarded-For from:
     # source_address when set, else ansible_host (else the inventory name, which may resolve).
     proxy_address: str
+    # Where keepalived sends and receives VRRP (unicast_src_ip; the other balancers' unicast peer):
+    # haproxy_vrrp_address, else ansible_host. None when the fleet has no VIPs.
+    vrrp_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Vip:
+    """A floating address held by one load balancer at a time (one VRRP instance of keepalived)."""
+
+    address: str
+    # The mask the VIP gets on its interface: the stated one, else 32 (IPv4) or 128 (IPv6).
+    prefix_length: int
+    family: int  # 4 or 6
+    # The balancer that holds it while it is up: the highest priority.
+    holder: str
+    router_id: int
+    # ((balancer, priority), ...) highest first: the holder, then the other balancers in group order
+    # starting after it, so the VIPs of a dead balancer spread over the survivors.
+    priorities: tuple
+    # Where it was declared, e.g. "haproxy_vips[0]"; used in messages.
+    origin: str
+
+    @property
+    def name(self):
+        """keepalived's vrrp_instance name: the router id is unique fleet-wide, so the name is too."""
+        return f"wtstack_vip_{self.router_id}"
 
 
 @dataclass(frozen=True)
@@ -108,6 +151,7 @@ class Topology:
     app_hosts: tuple
     instances: tuple
     balancers: tuple = ()
+    vips: tuple = ()
 
     def instances_on(self, host):
         return tuple(instance for instance in self.instances if instance.host == host)
@@ -127,6 +171,7 @@ class Topology:
             "instances_by_host": by_host,
             "balancers": [asdict(balancer) for balancer in self.balancers],
             "proxy_addresses": [balancer.proxy_address for balancer in self.balancers],
+            "vips": [_vip_dict(vip) for vip in self.vips],
         }
 
 
@@ -134,6 +179,13 @@ def _instance_dict(instance):
     data = asdict(instance)
     del data["origin"]
     return data
+
+
+def _vip_dict(vip):
+    return {"address": vip.address, "prefix_length": vip.prefix_length, "family": vip.family, "holder": vip.holder,
+            "router_id": vip.router_id,
+            "priorities": [{"host": host, "priority": priority} for host, priority in vip.priorities],
+            "name": vip.name}
 
 
 def generated_prefix(host, port):
@@ -156,6 +208,24 @@ def instance_backend_name(server):
 
 def unit_name(port):
     return f"wt@{port}.service"
+
+
+def vrrp_priorities(lb_hosts, holder, rank=0):
+    """((balancer, priority), ...) for a VIP: the holder first, then the others in group order from it.
+
+    The others start right after the holder, not at the group's first balancer, so different
+    balancers' VIPs fail over to different survivors; and the holder's rank-th VIP (0 for its first)
+    starts rank balancers further on, so one dead balancer's several VIPs spread over the survivors
+    too. Priorities are 250, 240, ...; past 24 balancers the step shrinks to keep the last at 10 or
+    more, down to step 1 at 241 balancers; past 250 the tail shares priority 1, VRRP's lowest (VRRP
+    then prefers the higher address).
+    """
+    start = list(lb_hosts).index(holder)
+    others = list(lb_hosts[start + 1:]) + list(lb_hosts[:start])
+    shift = rank % len(others) if others else 0
+    order = [holder] + others[shift:] + others[:shift]
+    step = PRIORITY_STEP if len(order) <= 24 else max(1, (TOP_PRIORITY - 10) // (len(order) - 1))
+    return tuple((host, max(1, TOP_PRIORITY - place * step)) for place, host in enumerate(order))
 
 
 def find_prefix_overlaps(prefixes):
@@ -186,6 +256,7 @@ def build_topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
         _check_stray_hosts(groups, hostvars, lb_hosts, app_hosts, wt_group, problems)
 
     balancers = [_balancer(host, hostvars.get(host, {}), problems) for host in lb_hosts]
+    vips, balancers = _vips(groups, hostvars, haproxy_group, balancers, problems)
 
     instances = []
     for host in app_hosts:
@@ -201,7 +272,7 @@ def build_topology(groups, hostvars, haproxy_group="haproxy", wt_group="wt"):
     if problems:
         raise TopologyError(problems)
     return Topology(haproxy_group, wt_group, tuple(lb_hosts), tuple(app_hosts), tuple(instances),
-                    tuple(balancers))
+                    tuple(balancers), tuple(vips))
 
 
 def _group_hosts(groups, group, selector, role, problems):
@@ -259,6 +330,360 @@ def _balancer(host, host_vars, problems):
         address = None
     return Balancer(host=host, source_address=str(address) if address is not None else None,
                     proxy_address=str(address) if address is not None else str(source))
+
+
+# --- floating VIPs (keepalived, VRRP) ------------------------------------------
+
+@dataclass(frozen=True)
+class _DeclaredVip:
+    """A VIP as declared and parsed, before its holder and priorities are known."""
+
+    index: int
+    origin: str
+    address: object  # netaddr.IPAddress
+    prefix_length: int
+    network: object  # netaddr.IPNetwork when the prefix length was stated, else None
+    holder: str | None
+    router_id: int | None
+
+
+def _vips(groups, hostvars, haproxy_group, balancers, problems):
+    """(the fleet's Vips, the balancers with their VRRP addresses); ((), balancers) without VIPs."""
+    lb_hosts = [balancer.host for balancer in balancers]
+    if not lb_hosts:
+        return (), balancers
+    value, host = _fleet_setting(lb_hosts, hostvars, "haproxy_vips", haproxy_group, problems)
+    if value is None:
+        return (), balancers
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        problems.append(Problem(host, "haproxy_vips",
+                                f"{_shown(value)} is not a list; give one item per VIP, such as "
+                                "haproxy_vips: ['198.18.1.10/24'], in group_vars of the balancer group."))
+        return (), balancers
+    if len(lb_hosts) < 2:
+        problems.append(Problem(host, "haproxy_vips",
+                                f"a VIP needs at least two load balancers to move between, and group '{haproxy_group}' "
+                                f"has only {host}; add a second balancer, or remove haproxy_vips."))
+
+    declared = [vip for vip in (_declared_vip(host, index, item, lb_hosts, haproxy_group, problems)
+                                for index, item in enumerate(value)) if vip is not None]
+    _check_vip_duplicates(host, declared, problems)
+    _check_vips_are_no_hosts_address(host, groups, hostvars, declared, problems)
+    router_ids = _router_ids(host, lb_hosts, hostvars, haproxy_group, declared, problems)
+    vrrp_addresses = _vrrp_addresses(lb_hosts, hostvars, problems)
+    _check_vrrp_families(host, declared, vrrp_addresses, problems)
+    _check_vrrp_networks(declared, vrrp_addresses, problems)
+
+    vips = []
+    held = {}  # balancer -> how many VIPs before this one it holds; depends on the list's beginning only
+    for vip in declared:
+        holder = vip.holder if vip.holder is not None else lb_hosts[vip.index % len(lb_hosts)]
+        rank = held[holder] = held.get(holder, -1) + 1
+        if vip.index not in router_ids:
+            continue
+        vips.append(Vip(address=str(vip.address), prefix_length=vip.prefix_length, family=vip.address.version,
+                        holder=holder, router_id=router_ids[vip.index],
+                        priorities=vrrp_priorities(lb_hosts, holder, rank), origin=vip.origin))
+    balancers = [replace(balancer, vrrp_address=str(vrrp_addresses[balancer.host][1]))
+                 if balancer.host in vrrp_addresses else balancer for balancer in balancers]
+    return vips, balancers
+
+
+def _fleet_setting(lb_hosts, hostvars, name, haproxy_group, problems):
+    """The one value of a fleet-wide balancer variable, and the first balancer that has it.
+
+    Every balancer's keepalived renders every VIP, so all must read the same list; a balancer that
+    differs is reported against the value most balancers have (the first balancer's on a tie).
+    """
+    values = []  # [[value, hosts]]; values may be lists or mappings, so no dict
+    for host in lb_hosts:
+        value = _normalized(hostvars.get(host, {}).get(name))
+        for entry in values:
+            if entry[0] == value:
+                entry[1].append(host)
+                break
+        else:
+            values.append([value, [host]])
+    value, hosts = max(values, key=lambda entry: len(entry[1]))
+    for other, differing in values:
+        if other == value:
+            continue
+        for host in differing:
+            problems.append(Problem(host, name,
+                                    f"{_shown(other)} differs from {_shown(value)} on {_some(hosts, 3)}; it is one "
+                                    "setting for the whole fleet: set it once, in group_vars of group "
+                                    f"'{haproxy_group}'."))
+    return value, hosts[0]
+
+
+def _normalized(value):
+    """A setting's value as compared across balancers: unset and empty are alike, so are 50 and '50'."""
+    if value is None or (isinstance(value, (str, Sequence, Mapping)) and len(value) == 0):
+        return None
+    if _is_integer_like(value) and isinstance(value, str):
+        return int(value)
+    return value
+
+
+def _shown(value):
+    text = "unset" if value is None else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _declared_vip(host, index, item, lb_hosts, haproxy_group, problems):
+    origin = f"haproxy_vips[{index}]"
+    if isinstance(item, str):
+        spec = {"address": item}
+    elif isinstance(item, Mapping):
+        spec = item
+    else:
+        problems.append(Problem(host, origin,
+                                f"{_shown(item)} is neither an address nor a mapping; write '198.18.1.10/24' "
+                                "or {address: 198.18.1.10/24, holder: lb1, router_id: 51} (holder and router_id "
+                                "optional)."))
+        return None
+    before = len(problems)
+    for key in spec:
+        if key not in VIP_KEYS:
+            close = difflib.get_close_matches(str(key), VIP_KEYS, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"allowed keys are {', '.join(VIP_KEYS)}."
+            problems.append(Problem(host, f"{origin}.{key}", f"unknown key; {hint}"))
+    if spec.get("address") in (None, ""):
+        problems.append(Problem(host, f"{origin}.address",
+                                "is missing; every VIP needs its address, such as 198.18.1.10/24."))
+        return None
+    parsed = _vip_address(host, f"{origin}.address", spec["address"], problems)
+
+    holder = spec.get("holder")
+    if holder is not None and holder not in lb_hosts:
+        close = difflib.get_close_matches(str(holder), lb_hosts, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"give one of {_some(lb_hosts)}"
+        problems.append(Problem(host, f"{origin}.holder",
+                                f"{_shown(holder)} is not a load balancer of group '{haproxy_group}'; {hint} "
+                                "(or leave holder out to spread the VIPs over the balancers)."))
+    router_id = spec.get("router_id")
+    if router_id is not None:
+        router_id = _integer(host, f"{origin}.router_id", router_id, MIN_ROUTER_ID, MAX_ROUTER_ID, problems)
+    if parsed is None or len(problems) > before:
+        return None
+    address, prefix_length, network = parsed
+    return _DeclaredVip(index=index, origin=origin, address=address, prefix_length=prefix_length, network=network,
+                        holder=holder, router_id=router_id)
+
+
+def _some(names, at_most=8):
+    shown = ", ".join(names[:at_most])
+    return shown + (f" (and {len(names) - at_most} more)" if len(names) > at_most else "")
+
+
+def _vip_address(host, variable, value, problems):
+    """(address, prefix length, stated network or None) of 'a.b.c.d' or 'a.b.c.d/len', or None."""
+    text, slash, length = value.strip().partition("/") if isinstance(value, str) else ("", "", "")
+    try:
+        address = netaddr.IPAddress(text.strip("[]"), flags=netaddr.INET_PTON)
+    except (ValueError, netaddr.AddrFormatError):
+        problems.append(Problem(host, variable,
+                                f"{_shown(value)} is not an IP address; give a VIP such as 198.18.1.10, or "
+                                "198.18.1.10/24 to state its network."))
+        return None
+    bits = 32 if address.version == 4 else 128
+    if slash and not (re.fullmatch(r"[0-9]{1,3}", length) and 1 <= int(length) <= bits):
+        problems.append(Problem(host, variable,
+                                f"{_shown(value)} has a bad prefix length; after the '/' give the length of the VIP's "
+                                f"network, from 1 to {bits}, or leave it out."))
+        return None
+    kind = ("an unspecified" if address.value == 0 else "a loopback" if address.is_loopback()
+            else "a multicast" if address.is_multicast() else "a link-local" if address.is_link_local()
+            else "the broadcast" if address.version == 4 and address.value == 0xFFFFFFFF else None)
+    if kind:
+        problems.append(Problem(host, variable,
+                                f"{address} is {kind} address; a VIP must be a routable unicast address that clients "
+                                "reach, so give a free address of the balancers' network."))
+        return None
+    if not slash or int(length) == bits:
+        return address, bits, None  # a /32 or /128 is the VIP alone: it states no network the balancers share
+    network = netaddr.IPNetwork(f"{address}/{length}")
+    if address.version == 4 and network.prefixlen < 31 and address in (network.network, network.broadcast):
+        which = "network" if address == network.network else "broadcast"
+        problems.append(Problem(host, variable,
+                                f"{address} is the {which} address of {network.cidr}, which no host may hold; give "
+                                "another address of that network, or correct the prefix length."))
+        return None
+    return address, network.prefixlen, network.cidr
+
+
+def _check_vip_duplicates(host, declared, problems):
+    first_of = {}
+    for vip in declared:
+        if vip.address in first_of:
+            problems.append(Problem(host, f"{vip.origin}.address",
+                                    f"{vip.address} is also {first_of[vip.address].origin}; list each VIP once."))
+        first_of.setdefault(vip.address, vip)
+
+
+def _check_vips_are_no_hosts_address(host, groups, hostvars, declared, problems):
+    if not declared:
+        return
+    owners = {}  # address -> (host, variable), first declared
+    for owner in groups.get("all", ()):
+        owner_vars = hostvars.get(owner, {})
+        for variable in HOST_ADDRESS_VARIABLES:
+            value = owner_vars.get(variable)
+            if not isinstance(value, str):
+                continue
+            try:
+                address = netaddr.IPAddress(value.strip().strip("[]"), flags=netaddr.INET_PTON)
+            except (ValueError, netaddr.AddrFormatError):
+                continue  # a name, '*' or a mistake some other check names; no VIP equals it
+            owners.setdefault(address, (owner, variable))
+    for vip in declared:
+        if vip.address not in owners:
+            continue
+        owner, variable = owners[vip.address]
+        if variable == "haproxy_bind_address":
+            why = ("HAProxy bound to one VIP listens on no other VIP, and does not start where the VIP is not held "
+                   "(without ip_nonlocal_bind); leave haproxy_bind_address at '*', its default")
+        else:
+            why = ("keepalived adds a VIP to whichever balancer holds it, so it must be no host's own address; "
+                   "choose a free one")
+        problems.append(Problem(host, f"{vip.origin}.address", f"{vip.address} is {owner}'s {variable}; {why}."))
+
+
+def _router_ids(host, lb_hosts, hostvars, haproxy_group, declared, problems):
+    """{VIP index: router id} of the VIPs whose id is valid and unique; the rest are problems.
+
+    A generated id depends only on the VIP's place in the list (base + index + 1), so appending a VIP
+    never renumbers the others: while a run converges the balancers one after another, renumbered
+    ids would have the old and the new configuration claim one router id for two different VIPs.
+    """
+    generated = [vip for vip in declared if vip.router_id is None]
+    base = DEFAULT_VRRP_ROUTER_ID_BASE
+    if generated:
+        value, base_host = _fleet_setting(lb_hosts, hostvars, "haproxy_vrrp_router_id_base", haproxy_group, problems)
+        base = _base(base_host, DEFAULT_VRRP_ROUTER_ID_BASE if value is None else value, generated, problems)
+    ids = {vip.index: vip.router_id for vip in declared if vip.router_id is not None}
+    if base is not None:
+        ids.update({vip.index: base + vip.index + 1 for vip in generated})
+    first_with = {}
+    # Generated ids claim first (they never clash among themselves), so a clash is reported on the
+    # router_id someone wrote, or on the later of two written ones.
+    for vip in sorted(declared, key=lambda vip: (vip.router_id is not None, vip.index)):
+        if vip.index not in ids:
+            continue
+        router_id = ids[vip.index]
+        if router_id in first_with:
+            other = first_with[router_id]
+            how = ("its router_id" if other.router_id is not None
+                   else f"generated: haproxy_vrrp_router_id_base {base} + {other.index} + 1")
+            problems.append(Problem(host, f"{vip.origin}.router_id",
+                                    f"{router_id} is also the router id of {other.origin} ({how}); give each VIP "
+                                    "its own router id."))
+            del ids[vip.index]
+            continue
+        first_with[router_id] = vip
+    return ids
+
+
+def _base(host, value, generated, problems):
+    variable = "haproxy_vrrp_router_id_base"
+    highest = MAX_ROUTER_ID - (generated[-1].index + 1)
+    if not _is_integer_like(value):
+        problems.append(Problem(host, variable,
+                                f"{_shown(value)} is not a whole number; give one from 0 to {highest}."))
+        return None
+    base = int(value)
+    for vip in (generated[0], generated[-1]):
+        router_id = base + vip.index + 1
+        if not MIN_ROUTER_ID <= router_id <= MAX_ROUTER_ID:
+            fix = f"give a base from 0 to {highest}" if highest >= 0 else "give more VIPs a router_id of their own"
+            problems.append(Problem(host, variable,
+                                    f"{base} gives {vip.origin} router id {router_id}, outside VRRP's "
+                                    f"{MIN_ROUTER_ID} to {MAX_ROUTER_ID}; {fix}."))
+            return None
+    return base
+
+
+def _vrrp_addresses(lb_hosts, hostvars, problems):
+    """{balancer: (variable it comes from, address)} of the balancers whose VRRP address is valid."""
+    addresses = {}
+    first_with = {}
+    for host in lb_hosts:
+        host_vars = hostvars.get(host, {})
+        if host_vars.get("haproxy_vrrp_address") not in (None, ""):
+            variable = "haproxy_vrrp_address"
+            address = _ip(host, variable, host_vars[variable], problems,
+                          fix="give the IP address this load balancer sends VRRP from.")
+        else:
+            variable = "ansible_host"
+            address = _ip(host, variable, host_vars.get("ansible_host", host_vars.get("inventory_hostname", host)),
+                          problems, fix="VRRP needs an IP address: set haproxy_vrrp_address to the address this "
+                                        "load balancer sends VRRP from.")
+        if address is None:
+            continue
+        if address.value == 0 or address.is_multicast():
+            problems.append(Problem(host, variable,
+                                    f"{address} is not an address the other balancers can send VRRP to; "
+                                    "set haproxy_vrrp_address to this load balancer's own address."))
+            continue
+        if address in first_with:
+            fix = ("haproxy_vrrp_address defaults to ansible_host, so set haproxy_vrrp_address on each "
+                   "balancer to its own address" if variable == "ansible_host" else "give each balancer its own")
+            problems.append(Problem(host, variable, f"{address} is also {first_with[address]}'s VRRP address; {fix}."))
+            continue
+        first_with[address] = host
+        addresses[host] = (variable, address)
+    return addresses
+
+
+def _check_vrrp_families(host, declared, vrrp_addresses, problems):
+    """keepalived sends a VIP's VRRP in the VIP's IP family, to the peers' addresses of that family.
+
+    A VIP list of one family is the reference, so the balancers that differ are named; a mixed list
+    is checked against the balancers' family when they agree, else against its first VIP.
+    """
+    vip_families = {vip.address.version for vip in declared}
+    balancer_families = {address.version for dummy, address in vrrp_addresses.values()}
+    if not vip_families or not balancer_families:
+        return
+    if len(vip_families) == 1:
+        family, name_balancers, name_vips = min(vip_families), True, False
+    elif len(balancer_families) == 1:
+        family, name_balancers, name_vips = min(balancer_families), False, True
+    else:
+        family, name_balancers, name_vips = declared[0].address.version, True, True
+    for balancer, (variable, address) in vrrp_addresses.items():
+        if name_balancers and address.version != family:
+            problems.append(Problem(balancer, variable,
+                                    f"{address} is IPv{address.version} but the VIPs are IPv{family} (VRRP for a VIP "
+                                    f"runs in the VIP's family); set haproxy_vrrp_address to this balancer's "
+                                    f"IPv{family} address."))
+    for vip in declared:
+        if name_vips and vip.address.version != family:
+            problems.append(Problem(host, f"{vip.origin}.address",
+                                    f"{vip.address} is IPv{vip.address.version} but the balancers' VRRP addresses are "
+                                    f"IPv{family} (VRRP for a VIP runs in the VIP's family, and each balancer has one "
+                                    f"VRRP address); give an IPv{family} VIP."))
+
+
+def _check_vrrp_networks(declared, vrrp_addresses, problems):
+    """Each balancer's VRRP address must lie in every stated VIP network of its family.
+
+    A stated network says which link the VIP lives on, and so where clients reach it: any balancer
+    may have to take the VIP over, so every balancer must be on that link, at its VRRP address.
+    """
+    by_network = {}
+    for vip in declared:
+        if vip.network is not None:
+            by_network.setdefault(vip.network, []).append(vip)
+    for network, vips in by_network.items():
+        for balancer, (variable, address) in vrrp_addresses.items():
+            if address.version != network.version or address in network:
+                continue
+            names = ", ".join(f"{vip.origin} ({vip.address}/{vip.prefix_length})" for vip in vips)
+            problems.append(Problem(balancer, variable,
+                                    f"{address} is outside {network}, the network of {names}; a VIP moves only "
+                                    "between balancers on its network: set haproxy_vrrp_address to this balancer's "
+                                    "address there, or correct the VIP's prefix length."))
 
 
 def _host_instances(host, host_vars, also_balancer, problems):

@@ -5,12 +5,15 @@ Debian 13 and 12, two app hosts, twelve Wt instances) and goes down at the end, 
 WTSTACK_KEEP_LAB=1 (handy while developing: the next run reuses the running lab).
 """
 
+import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -22,6 +25,8 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.clie
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
 
 REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
 BIN = Path(sys.executable).parent
 FLEET = Path(os.environ.get("WTSTACK_E2E_FLEET", REPO / "tests/e2e/fleet.yml"))
 INVENTORY = REPO / ".lab/inventory.yml"
@@ -67,12 +72,16 @@ class Lab:
         inventory = yaml.safe_load(inventory_path.read_text())
         self.groups = {"all": []}
         self.hostvars = {}
+        group_vars = {}
         for group, body in inventory["all"]["children"].items():
             self.groups[group] = list(body["hosts"])
             for host, hostvars in body["hosts"].items():
                 if host not in self.hostvars:
                     self.groups["all"].append(host)
                 self.hostvars.setdefault(host, {}).update(hostvars or {})
+                group_vars.setdefault(host, {}).update(body.get("vars") or {})
+        for host, variables in group_vars.items():  # a host's own variables win over its groups'
+            self.hostvars[host] = {**variables, **self.hostvars[host]}
         self.topology = build_topology(self.groups, self.hostvars)
 
     @property
@@ -242,3 +251,33 @@ def converged(lab):
     assert run.returncode == 0, run.output[-6000:]
     assert str(lab.installed_collections) in run.output, "the run did not use the installed collection"
     return run
+
+
+@pytest.fixture
+def browser():
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    if missing:
+        pytest.skip(f"needs Debian's chromium and chromium-driver ({', '.join(missing)} missing); "
+                    ".ci/run installs them")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="wtstack-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-quic", "--no-first-run", f"--user-data-dir={profile}", "--window-size=1000,700"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def network_events(driver):
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        yield message["method"], message.get("params", {})

@@ -14,8 +14,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import re
+
 from wt_http import get_from_port, new_session, parse_page
 
+# The demo's increment button in Wt's plain HTML mode: a click is a GET with this signal.
+SIGNAL = re.compile(r'id="wtstack-increment" name="signal=([A-Za-z0-9_]+)"')
 REQUEST_TIMEOUT = 30  # longer than any pause a roll may cause; HAProxy's own server timeout is 60 s
 SLOW = 2.0
 STALL_SNAPSHOT_AFTER = 5.0  # a request still unanswered then is photographed while it hangs
@@ -36,12 +40,30 @@ class SessionRecord:
     failures: list = field(default_factory=list)
     slow: list = field(default_factory=list)
     moves: list = field(default_factory=list)
+    # With counting: the demo's increment button's signal, the counter's last value, and every
+    # answer whose counter was not the last one plus one (the session's state lost or replayed).
+    signal: str = ""
+    counter: int = 0
+    counter_faults: list = field(default_factory=list)
+    # With retry_after: the failures a client's one retry made good (raw failures, before the retry),
+    # and the retried clicks that Wt had taken the first time too (the counter rose by two).
+    retried: list = field(default_factory=list)
+    replayed: list = field(default_factory=list)
 
 
 class SessionLoad:
-    def __init__(self, base_urls, prefixes, sessions=40, interval=0.2, max_seconds=900, on_stall=None):
+    def __init__(self, base_urls, prefixes, sessions=40, interval=0.2, max_seconds=900, on_stall=None,
+                 counting=False, retry_after=None):
         """`on_stall(started, base_url, session_id, local_port)` is called (from a timer thread, at
-        most STALL_SNAPSHOTS times) for a request still unanswered after STALL_SNAPSHOT_AFTER s."""
+        most STALL_SNAPSHOTS times) for a request still unanswered after STALL_SNAPSHOT_AFTER s.
+
+        counting: every request clicks the demo's increment button (Wt's plain HTML mode takes a click
+        as `signal=` in a GET) and checks that the session's server-side counter went up by exactly one.
+        retry_after: a failed request is sent once more after this many seconds, as a browser or an
+        HTTP client library would; it counts as failed only if the retry fails too (the first failure
+        is kept in `retried`)."""
+        self.counting = counting
+        self.retry_after = retry_after
         self.on_stall = on_stall
         self.stall_snapshots = 0
         self._stall_lock = threading.Lock()
@@ -66,7 +88,7 @@ class SessionLoad:
             if len(self.records) >= self.wanted and prefix in covered:
                 continue
             covered.add(prefix)
-            self.records.append(SessionRecord(session_id))
+            self.records.append(self._record(session_id))
         for index, record in enumerate(self.records):
             thread = threading.Thread(target=self._run, args=(index, record), daemon=True)
             thread.start()
@@ -82,38 +104,67 @@ class SessionLoad:
             base_url = self.base_urls[turn % len(self.base_urls)]
             turn += 1
             record.requests += 1
-            started = time.time()
-            local_port = []
-            watchdog = threading.Timer(STALL_SNAPSHOT_AFTER, self._stalled,
-                                       (started, base_url, record.session_id, local_port))
-            watchdog.daemon = True
-            watchdog.start()
-            try:
-                status, body = get_from_port(f"{base_url}/?wtd={record.session_id}&js=no", REQUEST_TIMEOUT,
-                                             local_port.append)
-            except OSError as error:
-                where = f" (on port {local_port[0]})" if local_port else " (before connecting)"
-                record.failures.append((started, base_url, f"{type(error).__name__}: {error}{where}",
-                                        record.session_id))
-                continue
-            finally:
-                watchdog.cancel()
-                if time.time() - started > SLOW:
-                    record.slow.append((started, base_url, round(time.time() - started, 1)))
-            if not 200 <= status < 400:
-                record.failures.append((started, base_url, f"HTTP {status}", record.session_id))
-                continue
-            page = parse_page(status, body)
-            if page.session_id and page.session_id != record.session_id:
-                moved_at = time.time()
+            outcome = self._request(record, base_url)
+            if outcome is not None and self.retry_after is not None:
+                record.retried.append(outcome)
+                time.sleep(self.retry_after)
                 record.requests += 1
-                try:
-                    new_id = new_session(base_url)
-                except (OSError, AssertionError) as error:
-                    record.failures.append((moved_at, base_url, f"new session: {error}", record.session_id))
-                    continue
-                record.moves.append(Move(moved_at, record.session_id, new_id))
-                record.session_id = new_id
+                # The failed click may have reached Wt before its answer was lost: then the retry is its
+                # second click, and the counter rises by two, which is no lost state.
+                outcome = self._request(record, base_url, replayed_click=True)
+            if outcome is not None:
+                record.failures.append(outcome)
+
+    def _record(self, session_id, base_url=None):
+        record = SessionRecord(session_id)
+        if self.counting:
+            status, body = get_from_port(f"{(base_url or self.base_urls[0])}/?wtd={session_id}&js=no",
+                                         REQUEST_TIMEOUT, lambda port: None)
+            match = SIGNAL.search(body)
+            assert status == 200 and match, f"no increment button on session {session_id}'s page (HTTP {status})"
+            record.signal = match.group(1)
+        return record
+
+    def _request(self, record, base_url, replayed_click=False):
+        """One request of the session; None when it went well, else the failure (started, url, what, id)."""
+        started = time.time()
+        local_port = []
+        watchdog = threading.Timer(STALL_SNAPSHOT_AFTER, self._stalled,
+                                   (started, base_url, record.session_id, local_port))
+        watchdog.daemon = True
+        watchdog.start()
+        click = f"&signal={record.signal}" if self.counting else ""
+        try:
+            status, body = get_from_port(f"{base_url}/?wtd={record.session_id}&js=no{click}", REQUEST_TIMEOUT,
+                                         local_port.append)
+        except OSError as error:
+            where = f" (on port {local_port[0]})" if local_port else " (before connecting)"
+            return started, base_url, f"{type(error).__name__}: {error}{where}", record.session_id
+        finally:
+            watchdog.cancel()
+            if time.time() - started > SLOW:
+                record.slow.append((started, base_url, round(time.time() - started, 1)))
+        if not 200 <= status < 400:
+            return started, base_url, f"HTTP {status}", record.session_id
+        page = parse_page(status, body)
+        if page.session_id and page.session_id != record.session_id:
+            moved_at = time.time()
+            record.requests += 1
+            try:
+                new_id = new_session(base_url)
+                fresh = self._record(new_id, base_url)
+            except (OSError, AssertionError) as error:
+                return moved_at, base_url, f"new session: {error}", record.session_id
+            record.moves.append(Move(moved_at, record.session_id, new_id))
+            record.session_id, record.signal, record.counter = new_id, fresh.signal, 0
+        elif self.counting:
+            counter = int(page.counter) if page.counter.isdigit() else -1
+            if counter == record.counter + 2 and replayed_click:
+                record.replayed.append((started, base_url, record.session_id))
+            elif counter != record.counter + 1:
+                record.counter_faults.append((started, base_url, record.counter, page.counter, record.session_id))
+            record.counter = counter
+        return None
 
     def _stalled(self, started, base_url, session_id, local_port):
         with self._stall_lock:
@@ -184,7 +235,30 @@ class SessionLoad:
     def moves(self):
         return [move for record in self.records for move in record.moves]
 
+    @property
+    def retried(self):
+        return [failure for record in self.records for failure in record.retried]
+
+    @property
+    def replayed(self):
+        return [replay for record in self.records for replay in record.replayed]
+
+    def failures_between(self, since, until):
+        """(failed before a retry, failed after it) among the requests started between two times."""
+        raw = sum(1 for failure in self.retried if since <= failure[0] < until)
+        final = sum(1 for failure in self.failures if since <= failure[0] < until)
+        return raw, final
+
+    @property
+    def counter_faults(self):
+        return [fault for record in self.records for fault in record.counter_faults]
+
     def summary(self):
         slowest = max((seconds for *dummy, seconds in self.slow), default=0)
-        return (f"{len(self.records)} sessions, {self.requests} requests, {len(self.failures)} failed, "
+        text = (f"{len(self.records)} sessions, {self.requests} requests, {len(self.failures)} failed, "
                 f"{len(self.slow)} slower than {SLOW:.0f}s (slowest {slowest}s), {len(self.moves)} sessions moved")
+        if self.retry_after is not None:
+            text += f", {len(self.retried)} failed before one retry"
+        if self.counting:
+            text += f", {len(self.counter_faults)} counters off, {len(self.replayed)} clicks taken twice"
+        return text

@@ -1,47 +1,8 @@
 """A real browser (Debian's headless Chromium) uses the demo through lb1, over a WebSocket."""
 
-import json
-import shutil
-import tempfile
-from pathlib import Path
+from conftest import REPO, network_events
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 CLICKS = 5
-
-
-@pytest.fixture
-def browser():
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    if missing:
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({', '.join(missing)} missing); "
-                    ".ci/run installs them")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="wtstack-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-quic", "--no-first-run", f"--user-data-dir={profile}", "--window-size=1000,700"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def network_events(driver):
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        yield message["method"], message.get("params", {})
 
 
 def test_counter_rises_over_a_websocket_through_the_balancer(lab, converged, browser):

@@ -75,10 +75,12 @@ def topology_error(inventory, case):
 
 
 # Topology cases that also run through site.yml: one per kind of value that travels from YAML
-# or -e through Ansible's templating into the filter (list, bool, float, group, extra var).
+# or -e through Ansible's templating into the filter (list, bool, float, group, extra var), group
+# vars under host vars, and a host outside the fleet whose address the filter reads only for VIPs.
 THROUGH_ANSIBLE = {"overlapping prefixes wt1 and wt10", "count true", "count 2.5", "empty wt group",
                    "load balancer declares instances outside the wt group",
-                   "wtstack_haproxy_group names no group"}
+                   "wtstack_haproxy_group names no group", "VIPs that differ between load balancers",
+                   "VIP that is the address of a host outside the fleet", "haproxy_vips as a string extra var"}
 
 
 @pytest.fixture(scope="module")

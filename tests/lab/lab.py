@@ -1,14 +1,20 @@
 """The lab: a real multi-host Debian fleet on this one machine.
 
 Each host is a systemd-nspawn container booted from an overlay on a cached
-debootstrap image. All containers share the host's network namespace; each
-host owns one loopback address (127.0.10.N) and its sshd listens only there.
+debootstrap image. By default all containers share the host's network
+namespace; each host owns one loopback address (127.0.10.N) and its sshd
+listens only there. A fleet file with `network:` puts its hosts on a private
+lab network instead: each host in its own network namespace, joined by a
+bridge the lab creates, with addresses from 198.18.0.0/15, so hosts can hold
+and move addresses (VRRP) as real machines do.
 Ansible reaches them over SSH with a key the lab generates; the lab writes
 the inventory to .lab/inventory.yml.
 
     lab.py up [--fleet FILE] [--timeout SECONDS]
     lab.py down
     lab.py status
+    lab.py stop HOST... [--kill]       power hosts off (--kill: pull the plug)
+    lab.py link HOST up|down           plug a host's network cable in or out
 
 Runtime state lives in the repo's .lab/ (git-ignored); images are cached in
 /var/cache/wtstack-lab/. See tests/lab/README.md.
@@ -76,6 +82,10 @@ REQUIRED_TOOLS = {  # command -> Debian package providing it
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
 }
+NETWORK_TOOLS = {"ip": "iproute2", "nft": "nftables"}
+# RFC 2544's block for benchmarking network devices: never routed on the internet, so a lab
+# network drawn from it cannot shadow a real destination of this machine.
+LAB_NETWORK_SPACE = ipaddress.IPv4Network("198.18.0.0/15")
 SSH_OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null")
 LAB_OWNED_HOSTVARS = frozenset({
     "ansible_host", "ansible_port", "ansible_user", "ansible_connection",
@@ -116,6 +126,15 @@ class Host:
 class Fleet:
     source: str
     hosts: tuple[Host, ...]
+    # The private lab network (each host in its own network namespace), or None: loopback hosts.
+    network: ipaddress.IPv4Network | None = None
+    # Variables of whole groups (group name -> variables), written as the inventory's group vars.
+    group_vars: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+
+    @property
+    def gateway(self) -> str | None:
+        """The lab bridge's own address on the private network: this machine, as the hosts see it."""
+        return str(self.network.network_address + 1) if self.network else None
 
     def host(self, name: str) -> Host:
         return next(host for host in self.hosts if host.name == name)
@@ -123,7 +142,7 @@ class Fleet:
 
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 VARNAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FLEET_KEYS = {"suite", "hosts"}
+FLEET_KEYS = {"suite", "hosts", "network", "group_vars"}
 HOST_KEYS = {"address", "suite", "groups", "vars"}
 
 
@@ -133,10 +152,12 @@ def parse_fleet(data: Any, source: str) -> Fleet:
         return FleetError(f"{source}: {where}: {message}")
 
     if not isinstance(data, dict):
-        raise fail("top level", "expected a mapping with 'hosts' (and optionally 'suite')")
+        raise fail("top level", "expected a mapping with 'hosts' (and optionally 'suite', 'network', 'group_vars')")
     unknown = sorted(set(data) - FLEET_KEYS)
     if unknown:
-        raise fail("top level", f"unknown key(s) {', '.join(map(str, unknown))}; allowed: suite, hosts")
+        raise fail("top level", f"unknown key(s) {', '.join(map(str, unknown))}; "
+                                f"allowed: {', '.join(sorted(FLEET_KEYS))}")
+    network = _parse_network(data["network"], lambda message: fail("network", message)) if "network" in data else None
     default_suite = data.get("suite", DEFAULT_SUITE)
     if default_suite not in SUITES:
         raise fail("suite", f"{default_suite!r} is not one of {', '.join(SUITES)}")
@@ -156,7 +177,8 @@ def parse_fleet(data: Any, source: str) -> Fleet:
         if unknown:
             raise fail(where, f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
                               f"{', '.join(sorted(HOST_KEYS))} (extra hostvars go under 'vars')")
-        address = _parse_address(spec.get("address"), lambda message, where=where: fail(f"{where}: address", message))
+        address = _parse_address(spec.get("address"), network,
+                                 lambda message, where=where: fail(f"{where}: address", message))
         if address in owner_of_address:
             raise fail(f"{where}: address", f"{address} is already used by host {owner_of_address[address]!r}; "
                                             "give every host its own address")
@@ -181,10 +203,43 @@ def parse_fleet(data: Any, source: str) -> Fleet:
             if key in LAB_OWNED_HOSTVARS:
                 raise fail(f"{where}: vars", f"{key} is set by the lab itself; remove it")
         hosts.append(Host(name=name, address=address, suite=suite, groups=tuple(groups), hostvars=dict(hostvars)))
-    return Fleet(source=source, hosts=tuple(hosts))
+    group_vars = _parse_group_vars(data.get("group_vars", {}) or {}, fail)
+    return Fleet(source=source, hosts=tuple(hosts), network=network, group_vars=group_vars)
 
 
-def _parse_address(value: Any, fail) -> str:
+def _parse_network(value: Any, fail) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.IPv4Network(value)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError):
+        raise fail(f"{value!r} is not an IPv4 network such as 198.18.0.0/24") from None
+    if not network.subnet_of(LAB_NETWORK_SPACE):
+        raise fail(f"{network} is not inside {LAB_NETWORK_SPACE} (the block set aside for benchmarking "
+                   "network devices, which the lab may use without shadowing a real address); "
+                   "use e.g. 198.18.0.0/24")
+    if network.num_addresses < 8:
+        raise fail(f"{network} is too small; use a /29 or larger, e.g. 198.18.0.0/24")
+    return network
+
+
+def _parse_group_vars(value: Any, fail) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise fail("group_vars", "expected a mapping of group name to a mapping of variables")
+    for group, variables in value.items():
+        if not isinstance(group, str) or not VARNAME_RE.match(group):
+            raise fail("group_vars", f"{group!r} is not a usable Ansible group name")
+        if not isinstance(variables, dict):
+            raise fail(f"group_vars: {group}", "expected a mapping of variable name to value")
+        for key in variables:
+            if not isinstance(key, str) or not VARNAME_RE.match(key):
+                raise fail(f"group_vars: {group}", f"{key!r} is not a valid variable name")
+            if key in LAB_OWNED_HOSTVARS:
+                raise fail(f"group_vars: {group}", f"{key} is set by the lab itself; remove it")
+    return {group: dict(variables) for group, variables in value.items()}
+
+
+def _parse_address(value: Any, network: ipaddress.IPv4Network | None, fail) -> str:
+    if network is not None:
+        return _parse_network_address(value, network, fail)
     if not isinstance(value, str):
         raise fail("required; an IPv4 loopback address such as 127.0.10.1")
     try:
@@ -197,6 +252,22 @@ def _parse_address(value: Any, fail) -> str:
     if address in (ipaddress.IPv4Address("127.0.0.0"), ipaddress.IPv4Address("127.0.0.1"),
                    ipaddress.IPv4Address("127.255.255.255")):
         raise fail(f"{value} is reserved (127.0.0.1 belongs to this machine); use e.g. 127.0.10.N")
+    return str(address)
+
+
+def _parse_network_address(value: Any, network: ipaddress.IPv4Network, fail) -> str:
+    example = network.network_address + 11
+    if not isinstance(value, str):
+        raise fail(f"required; an address of the fleet's network {network}, such as {example}")
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ipaddress.AddressValueError:
+        raise fail(f"{value!r} is not an IPv4 address") from None
+    if address not in network:
+        raise fail(f"{value} is not in the fleet's network {network}; use e.g. {example}")
+    if address in (network.network_address, network.broadcast_address, network.network_address + 1):
+        raise fail(f"{value} is reserved ({network.network_address + 1} is the lab bridge, this machine; the "
+                   f"first and last addresses are the network's own); use e.g. {example}")
     return str(address)
 
 
@@ -214,7 +285,7 @@ def load_fleet(path: Path) -> Fleet:
 
 # --------------------------------------------------------------------------- inventory
 
-def host_inventory_vars(host: Host, ssh_key: Path) -> dict[str, Any]:
+def host_inventory_vars(host: Host, ssh_key: Path, fleet: Fleet | None = None) -> dict[str, Any]:
     hostvars: dict[str, Any] = {
         "ansible_host": host.address,
         "ansible_user": "root",
@@ -222,7 +293,7 @@ def host_inventory_vars(host: Host, ssh_key: Path) -> dict[str, Any]:
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
     }
-    if HAPROXY_GROUP in host.groups:
+    if HAPROXY_GROUP in host.groups and (fleet is None or fleet.network is None):
         # Every container shares this machine's network namespace: *:80 would clash.
         hostvars["haproxy_bind_address"] = host.address
         # Sharing it, HAProxy would reach the instances from 127.0.0.1, which Wt does not trust as
@@ -239,8 +310,10 @@ def build_inventory(fleet: Fleet, ssh_key: Path) -> dict[str, Any]:
     for host in fleet.hosts:
         for group in host.groups:
             members = children.setdefault(group, {"hosts": {}})["hosts"]
-            members[host.name] = None if host.name in placed else host_inventory_vars(host, ssh_key)
+            members[host.name] = None if host.name in placed else host_inventory_vars(host, ssh_key, fleet)
             placed.add(host.name)
+    for group, variables in fleet.group_vars.items():
+        children.setdefault(group, {"hosts": {}})["vars"] = dict(variables)
     return {"all": {"children": children}}
 
 
@@ -418,8 +491,9 @@ def require_root() -> None:
                            "with systemd-nspawn); try: sudo .venv/bin/python tests/lab/lab.py ...")
 
 
-def ensure_tools() -> None:
-    missing = sorted({package for command, package in REQUIRED_TOOLS.items() if not shutil.which(command)})
+def ensure_tools(extra: dict[str, str] | None = None) -> None:
+    tools = {**REQUIRED_TOOLS, **(extra or {})}
+    missing = sorted({package for command, package in tools.items() if not shutil.which(command)})
     if not missing:
         return
     log(f"installing {' '.join(missing)} ...")
@@ -577,8 +651,7 @@ def cgroup2_root() -> Path:
 
 
 def lab_cgroup() -> Path:
-    lab_id = hashlib.sha256(str(LAB_DIR).encode()).hexdigest()[:8]
-    return cgroup2_root() / "wtstack-lab" / lab_id
+    return cgroup2_root() / "wtstack-lab" / lab_id()
 
 
 def image_build_cgroup() -> Path:
@@ -694,6 +767,166 @@ def ssh_ok(address: str) -> bool:
         return False
 
 
+# --------------------------------------------------------------------------- private lab network
+
+def lab_id() -> str:
+    """Names this checkout's lab apart from another checkout's on the same machine."""
+    return hashlib.sha256(str(LAB_DIR).encode()).hexdigest()[:8]
+
+
+def bridge_name() -> str:
+    return f"wtlab-{lab_id()}"  # 14 characters: interface names have at most 15
+
+
+def netns_name(host: str) -> str:
+    return f"wtlab-{lab_id()}-{host}"
+
+
+def veth_name(host: str) -> str:
+    """The host's cable, seen from this machine: its end of the veth pair, on the bridge."""
+    return "wl" + hashlib.sha256(f"{lab_id()}:{host}".encode()).hexdigest()[:10]
+
+
+def mac_address(host: str) -> str:
+    """The host's network card's own address: the same across reboots, as a real machine's is, so its
+    peers' ARP caches stay right when it comes back (unicast VRRP adverts reach it at once)."""
+    digest = hashlib.sha256(f"{lab_id()}:{host}:mac".encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))  # locally administered, unicast
+
+
+def nat_table() -> str:
+    return f"wtlab_{lab_id()}"
+
+
+NETNS_DIR = Path("/run/netns")
+NETWORK_FILE = LAB_DIR / "network.json"  # what `up` changed on this machine, for `down` to undo
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(["ip", *args], check=check, capture=True)
+
+
+def link_exists(name: str, netns: str | None = None) -> bool:
+    where = ["-n", netns] if netns else []
+    return ip(*where, "link", "show", "dev", name, check=False).returncode == 0
+
+
+def addresses_in(network: ipaddress.IPv4Network) -> dict[str, str]:
+    """{interface: address} of this machine's own IPv4 addresses inside `network`."""
+    found: dict[str, str] = {}
+    for entry in json.loads(ip("-j", "-4", "addr", "show").stdout or "[]"):
+        for info in entry.get("addr_info", []):
+            if ipaddress.IPv4Address(info["local"]) in network:
+                found[entry["ifname"]] = info["local"]
+    return found
+
+
+def nat_ruleset(network: ipaddress.IPv4Network, bridge: str) -> str:
+    """Hosts on the lab network reach the package registries through this machine (masquerade),
+    as loopback hosts do; nothing from outside is forwarded to them."""
+    table = nat_table()
+    return (f"table ip {table} {{}}\ndelete table ip {table}\n"
+            f"table ip {table} {{\n"
+            f"  chain postrouting {{\n"
+            f"    type nat hook postrouting priority srcnat; policy accept;\n"
+            f'    ip saddr {network} oifname != "{bridge}" masquerade\n'
+            f"  }}\n"
+            f"}}\n")
+
+
+def ensure_network(fleet: Fleet) -> None:
+    """The bridge (with this machine's address on it), forwarding and NAT to the registries; idempotent."""
+    network, bridge = fleet.network, bridge_name()
+    gateway = f"{fleet.gateway}/{network.prefixlen}"
+    taken = {name: address for name, address in addresses_in(network).items() if name != bridge}
+    if taken:
+        raise LabError(f"the fleet's network {network} is already in use on this machine "
+                       f"({', '.join(f'{name} has {address}' for name, address in taken.items())}): another "
+                       "lab's, perhaps; give this fleet another network, e.g. 198.18.1.0/24")
+    if not link_exists(bridge):
+        ip("link", "add", bridge, "type", "bridge")
+    current = addresses_in(ipaddress.IPv4Network("0.0.0.0/0"))
+    if current.get(bridge) != str(fleet.gateway):
+        ip("addr", "flush", "dev", bridge)
+        ip("addr", "add", gateway, "dev", bridge)
+    ip("link", "set", bridge, "up")
+    undo = load_network_file()
+    if IP_FORWARD.read_text().strip() != "1":
+        undo.setdefault("ip_forward", IP_FORWARD.read_text().strip())
+        IP_FORWARD.write_text("1\n")
+    undo["nat_table"] = nat_table()
+    undo["bridge"] = bridge
+    save_network_file(undo)
+    run(["nft", "-f", "-"], input=nat_ruleset(network, bridge), capture=True)
+
+
+def load_network_file() -> dict[str, Any]:
+    try:
+        return json.loads(NETWORK_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_network_file(data: dict[str, Any]) -> None:
+    LAB_DIR.mkdir(parents=True, exist_ok=True)
+    NETWORK_FILE.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def attach_host(host: Host, fleet: Fleet) -> None:
+    """A fresh network namespace for a host about to boot: its own cable (a veth pair, eth0 inside,
+    on the bridge outside), its address, and a default route through this machine."""
+    netns, veth = netns_name(host.name), veth_name(host.name)
+    detach_host(host.name)
+    ip("netns", "add", netns)
+    ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "address", mac_address(host.name), "netns", netns)
+    ip("link", "set", veth, "master", bridge_name(), "up")
+    ip("-n", netns, "addr", "add", f"{host.address}/{fleet.network.prefixlen}", "dev", "eth0")
+    ip("-n", netns, "link", "set", "lo", "up")
+    ip("-n", netns, "link", "set", "eth0", "up")
+    ip("-n", netns, "route", "add", "default", "via", fleet.gateway)
+
+
+def detach_host(name: str) -> None:
+    """Remove a host's network namespace, and with it its cable and every address it held."""
+    if (NETNS_DIR / netns_name(name)).exists():
+        ip("netns", "delete", netns_name(name))
+    if link_exists(veth_name(name)):
+        ip("link", "delete", veth_name(name))
+
+
+def remove_network() -> None:
+    """Everything `up` made for private networks: namespaces, bridge, NAT, forwarding as it was."""
+    prefix = f"wtlab-{lab_id()}-"
+    if NETNS_DIR.is_dir():
+        for path in NETNS_DIR.iterdir():
+            if path.name.startswith(prefix):
+                ip("netns", "delete", path.name, check=False)
+    if shutil.which("ip") and link_exists(bridge_name()):
+        ip("link", "delete", bridge_name())
+    undo = load_network_file()
+    if shutil.which("nft"):
+        run(["nft", "delete", "table", "ip", nat_table()], check=False, capture=True)
+    if "ip_forward" in undo and not other_lab_bridges():
+        IP_FORWARD.write_text(undo["ip_forward"] + "\n")
+    NETWORK_FILE.unlink(missing_ok=True)
+
+
+def other_lab_bridges() -> list[str]:
+    """Bridges of other checkouts' labs, which still need forwarding."""
+    if not shutil.which("ip"):
+        return []
+    links = json.loads(ip("-j", "link", "show", "type", "bridge").stdout or "[]")
+    return [link["ifname"] for link in links
+            if link["ifname"].startswith("wtlab-") and link["ifname"] != bridge_name()]
+
+
+def set_link(name: str, up: bool) -> None:
+    if not link_exists(veth_name(name)):
+        raise LabError(f"{name} has no cable on a lab network (is it running, on a fleet with `network:`?)")
+    ip("link", "set", veth_name(name), "up" if up else "down")
+
+
 # --------------------------------------------------------------------------- hosts
 
 def host_dir(name: str) -> Path:
@@ -731,6 +964,23 @@ def stop_host(name: str, cgroup: Path) -> None:
     remove_cgroup(cgroup / name)
     unmount_under(host_dir(name))
     (host_dir(name) / "nspawn.pid").unlink(missing_ok=True)
+    if shutil.which("ip"):
+        detach_host(name)
+
+
+def kill_host(name: str, cgroup: Path) -> None:
+    """Pull the plug: the host leaves the network (its cable, and every address it held, a VIP too)
+    and every process of it dies at once, with no shutdown, as a powered-off machine would."""
+    if shutil.which("ip"):
+        detach_host(name)
+    log(f"  {name:<10} plug pulled at {time.time():.3f}")
+    remove_cgroup(cgroup / name)
+    pid = nspawn_pid(name)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        reap(pid)
+    stop_host(name, cgroup)
 
 
 def prepare_host(host: Host, fleet: Fleet, image: Path) -> Path:
@@ -764,9 +1014,11 @@ def address_in_use(address: str, port: int = 22) -> bool:
         return probe.connect_ex((address, port)) == 0
 
 
-def boot_host(host: Host, merged: Path, cgroup: Path) -> int:
+def boot_host(host: Host, merged: Path, cgroup: Path, fleet: Fleet) -> int:
     directory = host_dir(host.name)
-    if address_in_use(host.address):
+    if fleet.network is not None:
+        attach_host(host, fleet)
+    elif address_in_use(host.address):
         # Otherwise the readiness check would talk to whatever holds the port, not to this host.
         raise LabError(f"{host.name}: something already listens on {host.address}:22 "
                        f"(see `ss -ltnp 'src {host.address}'`); stop it or pick another address")
@@ -783,6 +1035,10 @@ def boot_host(host: Host, merged: Path, cgroup: Path) -> int:
     cmd = ["systemd-nspawn", "--register=no", "--keep-unit", "--boot", "-D", str(merged),
            f"--hostname={host.name}", f"--machine={host.name}", "--console=read-only",
            "--link-journal=no", "--resolv-conf=copy-host", "--timezone=copy"]
+    if fleet.network is not None:
+        # --private-network with a namespace of our own: nspawn then grants CAP_NET_ADMIN and a
+        # writable /proc/sys/net, as on a real machine (keepalived adds and removes addresses).
+        cmd += ["--private-network", f"--network-namespace-path={NETNS_DIR / netns_name(host.name)}"]
     # systemd >= 256 refuses cgroup v1; the host is hybrid, so hand the container the unified hierarchy.
     env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
     with open(directory / "console.log", "wb") as console:
@@ -866,11 +1122,21 @@ def command_up(fleet_path: Path, timeout: float) -> None:
     fleet = load_fleet(fleet_path)
     started = time.monotonic()
     with locked(LAB_DIR / "lock"):
-        ensure_tools()
+        ensure_tools(NETWORK_TOOLS if fleet.network is not None else {})
         ensure_ssh_key()
         cgroup = lab_cgroup()
         state = load_state()
         previous = state.get("hosts", {})
+        if state.get("network") != (str(fleet.network) if fleet.network else None):
+            # Hosts cannot change networks in place: the old fleet's hosts go first, then its network.
+            for name in known_host_names(state):
+                log(f"  {name:<10} on another network than {fleet_path.name}'s: removing")
+                stop_host(name, cgroup)
+                remove_tree(host_dir(name))
+                previous.pop(name, None)
+            remove_network()
+        if fleet.network is not None:
+            ensure_network(fleet)
 
         for name in known_host_names(state):
             if name not in {host.name for host in fleet.hosts}:
@@ -882,6 +1148,7 @@ def command_up(fleet_path: Path, timeout: float) -> None:
         images = {suite: ensure_image(suite) for suite in sorted({host.suite for host in fleet.hosts})}
         # Hosts not reached yet keep their old record, so a run killed halfway loses nothing.
         state = {"fleet": str(fleet_path.resolve()), "ssh_key": str(SSH_KEY), "cgroup": str(cgroup),
+                 "network": str(fleet.network) if fleet.network else None,
                  "hosts": {host.name: previous[host.name] for host in fleet.hosts if host.name in previous}}
         booted: list[Host] = []
         boot_started = None
@@ -909,7 +1176,7 @@ def command_up(fleet_path: Path, timeout: float) -> None:
                 merged = prepare_host(host, fleet, image)
                 state["hosts"][host.name]["prepared"] = True
                 boot_started = boot_started or time.monotonic()
-                pid = boot_host(host, merged, cgroup)
+                pid = boot_host(host, merged, cgroup, fleet)
                 state["hosts"][host.name]["pid"] = pid
                 save_state(state)
                 booted.append(host)
@@ -940,6 +1207,7 @@ def command_down() -> None:
             log(f"  {name:<10} stopping")
             stop_host(name, cgroup)
         remove_cgroup(cgroup)
+        remove_network()
         for empty in (image_build_cgroup(), cgroup.parent):  # rmdir fails while a build is running
             with contextlib.suppress(OSError):
                 empty.rmdir()
@@ -947,6 +1215,28 @@ def command_down() -> None:
         for path in (STATE_FILE, INVENTORY_FILE):
             path.unlink(missing_ok=True)
     log(f"lab down in {time.monotonic() - started:.1f}s" if names else "no lab running")
+
+
+def command_stop(names: list[str], kill: bool) -> None:
+    require_root()
+    with locked(LAB_DIR / "lock"):
+        state = load_state()
+        unknown = [name for name in names if name not in state.get("hosts", {})]
+        if unknown:
+            raise LabError(f"no such host in the running lab: {', '.join(unknown)}")
+        for name in names:
+            log(f"  {name:<10} {'pulling the plug' if kill else 'powering off'}")
+            (kill_host if kill else stop_host)(name, lab_cgroup())
+    log("boot them again with: lab.py up --fleet <the same fleet file>")
+
+
+def command_link(name: str, up: bool) -> None:
+    require_root()
+    state = load_state()
+    if name not in state.get("hosts", {}):
+        raise LabError(f"no such host in the running lab: {name}")
+    set_link(name, up)
+    log(f"  {name:<10} cable {'plugged in' if up else 'pulled out'} ({veth_name(name)} {'up' if up else 'down'})")
 
 
 def print_status(state: dict[str, Any]) -> None:
@@ -979,12 +1269,23 @@ def main(argv: list[str] | None = None) -> int:
                        ("status", "show each host's pid, systemd state and ssh reachability")):
         command = sub.add_parser(name, help=text)
         command.add_argument("--fleet", type=Path, help="ignored: down and status act on the running lab")
+    stop = sub.add_parser("stop", help="power hosts off (`up` boots them again on their own disks)")
+    stop.add_argument("hosts", nargs="+")
+    stop.add_argument("--kill", action="store_true",
+                      help="pull the plug: no shutdown, every process killed at once, the network gone")
+    link = sub.add_parser("link", help="plug a host's network cable in or out (fleets with `network:`)")
+    link.add_argument("host")
+    link.add_argument("state", choices=("up", "down"))
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             command_up(args.fleet, args.timeout)
         elif args.command == "down":
             command_down()
+        elif args.command == "stop":
+            command_stop(args.hosts, args.kill)
+        elif args.command == "link":
+            command_link(args.host, args.state == "up")
         else:
             return command_status()
     except LabError as error:

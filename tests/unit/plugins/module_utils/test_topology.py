@@ -69,7 +69,8 @@ def test_design_example():
 def test_to_dict_is_plain_data_grouped_by_host():
     data = build_topology(*two_hosts()).to_dict()
     assert set(data) == {"haproxy_group", "wt_group", "lb_hosts", "app_hosts", "instances", "instances_by_host",
-                         "balancers", "proxy_addresses"}
+                         "balancers", "proxy_addresses", "vips"}
+    assert data["vips"] == []
     assert [i["port"] for i in data["instances_by_host"]["app2"]] == [9090, 9091]
     assert data["instances"][0] == {
         "host": "app1", "prefix": "app1-9090-", "listen_address": "198.51.100.21",
@@ -312,8 +313,8 @@ def test_balancers_are_trusted_at_their_ansible_host_by_default():
                                  lbs={"lb1": {"ansible_host": "198.51.100.10"}, "lb2": {}})
     data = build_topology(groups, hostvars).to_dict()
     assert data["balancers"] == [
-        {"host": "lb1", "source_address": None, "proxy_address": "198.51.100.10"},
-        {"host": "lb2", "source_address": None, "proxy_address": "lb2"},
+        {"host": "lb1", "source_address": None, "proxy_address": "198.51.100.10", "vrrp_address": None},
+        {"host": "lb2", "source_address": None, "proxy_address": "lb2", "vrrp_address": None},
     ]
     assert data["proxy_addresses"] == ["198.51.100.10", "lb2"]
 
