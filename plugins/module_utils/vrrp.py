@@ -20,6 +20,10 @@ import socket
 # /proc/net/tcp states (include/net/tcp_states.h) of a connection that can still carry a request.
 _LIVE_TCP_STATES = {"01": "ESTABLISHED", "03": "SYN_RECV"}
 HANDOVER_TABLE = "wtstack_vip_handover"
+# Where the haproxy role's keepalived notify script records each VIP's VRRP state, and where a VIP is
+# released (the role's haproxy_vrrp_state_dir and haproxy_vrrp_release_dir).
+VRRP_STATE_DIR = "/run/wtstack/vrrp"
+VRRP_RELEASE_DIR = "/var/lib/wtstack/vrrp"
 
 
 class VrrpError(ValueError):
@@ -269,3 +273,31 @@ def successors(vips, leaving):
                             "add a second balancer to the balancer group")
         taking.setdefault(order[0], []).append(vip)
     return taking
+
+
+def vip_status(vips, state_dir, release_dir, holds=is_local, read=None):
+    """This balancer's view of each VIP: whether it holds it, keepalived's last reported VRRP state for
+    it (MASTER, BACKUP, FAULT, STOP; None before keepalived reported one) and since when, and whether it
+    is released here. `vips`: [{name, address}]."""
+    read = read or _read_text
+    rows = []
+    for vip in vips:
+        state = priority = since = None
+        text = read(f"{state_dir.rstrip('/')}/{vip['name']}")
+        if text:
+            try:
+                state, priority, since = parse_state_file(text)
+            except (VrrpError, ValueError):
+                state = None
+        released = (read(release_file(release_dir, vip["name"])) or "0").strip() not in ("", "0")
+        rows.append({"name": vip["name"], "address": vip["address"], "held": holds(vip["address"]),
+                     "state": state, "priority": priority, "since": since, "released": released})
+    return rows
+
+
+def _read_text(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None

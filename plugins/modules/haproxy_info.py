@@ -44,6 +44,24 @@ options:
     type: list
     elements: str
     version_added: 0.3.0
+  vips:
+    description:
+      - Also report this balancer's view of these floating VIPs (RV(vrrp)) - the topology's C(wtstack_topology.vips),
+        or any mappings with a C(name) (the VRRP instance) and an C(address); other keys are ignored.
+      - Reported even when HAProxy does not answer (the module then fails, with RV(vrrp) in its result).
+    type: list
+    elements: dict
+    version_added: 1.0.0
+  vrrp_state_dir:
+    description: Where keepalived's notify script of the C(wtstack.fleet.haproxy) role records each VIP's VRRP state.
+    type: path
+    default: /run/wtstack/vrrp
+    version_added: 1.0.0
+  vrrp_release_dir:
+    description: Where a VIP released by M(wtstack.fleet.vrrp_vip) is marked.
+    type: path
+    default: /var/lib/wtstack/vrrp
+    version_added: 1.0.0
   raw:
     description:
       - List every HAProxy server as HAProxy does, each instance's own backend with its C(ws) and relay
@@ -66,6 +84,12 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Which balancer holds which VIP, and its VRRP state here
+  wtstack.fleet.haproxy_info:
+    backend: wt
+    vips: "{{ wtstack_topology.vips }}"
+  register: balancer
+
 - name: Read every server of backend wt
   wtstack.fleet.haproxy_info:
     backend: wt
@@ -91,6 +115,34 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+vrrp:
+  description: With O(vips), this balancer's view of each VIP, in the order given.
+  returned: when vips is given
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The VRRP instance, C(wtstack_vip_<router id>).
+      type: str
+    address:
+      description: The VIP.
+      type: str
+    held:
+      description: Whether this balancer has the VIP on an interface now.
+      type: bool
+    state:
+      description: keepalived's VRRP state for it (C(MASTER), C(BACKUP), C(FAULT), C(STOP)), null if none was recorded.
+      type: str
+      sample: MASTER
+    priority:
+      description: The priority keepalived reported with that state.
+      type: int
+    since:
+      description: When keepalived entered that state (seconds since the epoch).
+      type: float
+    released:
+      description: Whether the VIP is released here (this balancer stays out of its election).
+      type: bool
 haproxy:
   description: The HAProxy process that answered (from C(show info)).
   returned: always
@@ -216,6 +268,7 @@ servers:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.info_module import run_info_module
+from ansible_collections.wtstack.fleet.plugins.module_utils.vrrp import VRRP_RELEASE_DIR, VRRP_STATE_DIR
 
 
 def main():
@@ -227,6 +280,9 @@ def main():
             servers=dict(type="list", elements="str"),
             raw=dict(type="bool", default=False),
             socket_timeout=dict(type="float", default=10),
+            vips=dict(type="list", elements="dict"),
+            vrrp_state_dir=dict(type="path", default=VRRP_STATE_DIR),
+            vrrp_release_dir=dict(type="path", default=VRRP_RELEASE_DIR),
         ),
         mutually_exclusive=[("server", "servers")],
         supports_check_mode=True,

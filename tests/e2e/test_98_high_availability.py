@@ -171,6 +171,15 @@ def test_each_vip_is_held_by_its_preferred_balancer_and_answers(ha):
     for url in vip_urls(ha):
         whoami = subprocess.run(["curl", "-s", "-m", "5", f"{url}/whoami"], capture_output=True, text=True).stdout
         assert '"prefix"' in whoami, (url, whoami)
+    run = ha.playbook("playbooks/status.yml")
+    assert run.returncode == 0, run.output[-3000:]
+    lbs = list(ha.topology.lb_hosts)
+    for vip in ha.topology.vips:
+        row = re.search(rf"'{re.escape(vip.address)}\s+{vip.router_id}\s+{vip.holder}\s+(.*?)'", run.output, re.S)
+        assert row, run.output[-3000:]
+        states = re.split(r"\s{2,}", " ".join(row.group(1).split("\n")).strip())
+        assert states[lbs.index(vip.holder)] == "MASTER holds", (vip.address, states)
+        assert all(state == "BACKUP" for index, state in enumerate(states) if index != lbs.index(vip.holder)), states
 
 
 def test_failover_keeps_every_session_and_its_state(ha):

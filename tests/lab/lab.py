@@ -203,7 +203,7 @@ def parse_fleet(data: Any, source: str) -> Fleet:
             if key in LAB_OWNED_HOSTVARS:
                 raise fail(f"{where}: vars", f"{key} is set by the lab itself; remove it")
         hosts.append(Host(name=name, address=address, suite=suite, groups=tuple(groups), hostvars=dict(hostvars)))
-    group_vars = _parse_group_vars(data.get("group_vars", {}) or {}, fail)
+    group_vars = _parse_group_vars({} if data.get("group_vars") is None else data["group_vars"], fail)
     return Fleet(source=source, hosts=tuple(hosts), network=network, group_vars=group_vars)
 
 

@@ -12,19 +12,24 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.read
     read_named,
     read_servers,
 )
+from ansible_collections.wtstack.fleet.plugins.module_utils.vrrp import VRRP_RELEASE_DIR, VRRP_STATE_DIR, vip_status
 
 
 def run_info_module(params, client=None):
     """(failed, msg, result) of one haproxy_info run with ``params`` (the module's options)."""
+    # Read first: where HAProxy does not answer, the VIPs' state is what the operator needs most.
+    vrrp = {} if params.get("vips") is None else dict(vrrp=vip_status(
+        [{"name": str(vip["name"]), "address": str(vip["address"])} for vip in params["vips"]],
+        params.get("vrrp_state_dir") or VRRP_STATE_DIR, params.get("vrrp_release_dir") or VRRP_RELEASE_DIR))
     try:
         client = client or RuntimeClient(params["socket"], timeout=params["socket_timeout"])
         info = client.show_info()
         views = _views(client, params)
     except RuntimeApiError as error:
-        return True, str(error), {}
+        return True, str(error), vrrp
     haproxy = dict(version=info.get("Version"), node=info.get("node"), pid=to_int(info.get("Pid")),
                    uptime_sec=to_int(info.get("Uptime_sec")))
-    return False, None, dict(changed=False, haproxy=haproxy, servers=[view.as_dict() for view in views])
+    return False, None, dict(changed=False, haproxy=haproxy, servers=[view.as_dict() for view in views], **vrrp)
 
 
 def _views(client, params):

@@ -66,7 +66,18 @@ def test_host_order_is_kept():
 @pytest.mark.parametrize("data, words", [
     (None, ["top level", "mapping"]),
     ({"hosts": {}}, ["hosts", "non-empty"]),
-    ({"hosts": {"lb1": lb()}, "network": "x"}, ["unknown key", "network"]),
+    ({"hosts": {"lb1": lb()}, "networks": "x"}, ["unknown key", "networks"]),
+    ({"hosts": {"lb1": lb()}, "network": "x"}, ["network", "'x' is not an IPv4 network"]),
+    ({"hosts": {"lb1": lb()}, "network": "10.0.0.0/24"}, ["network", "not inside 198.18.0.0/15"]),
+    ({"hosts": {"lb1": lb()}, "network": "198.18.0.0/30"}, ["network", "too small"]),
+    ({"hosts": {"lb1": lb(address="127.0.10.1")}, "network": "198.18.0.0/24"},
+     ["host 'lb1': address", "not in the fleet's network 198.18.0.0/24"]),
+    ({"hosts": {"lb1": lb(address="198.18.0.1")}, "network": "198.18.0.0/24"},
+     ["host 'lb1': address", "reserved", "lab bridge"]),
+    ({"hosts": {"lb1": lb(address="198.18.0.255")}, "network": "198.18.0.0/24"}, ["host 'lb1': address", "reserved"]),
+    ({"hosts": {"lb1": lb()}, "group_vars": []}, ["group_vars", "mapping"]),
+    ({"hosts": {"lb1": lb()}, "group_vars": {"haproxy": [1]}}, ["group_vars: haproxy", "mapping"]),
+    ({"hosts": {"lb1": lb()}, "group_vars": {"haproxy": {"ansible_user": "x"}}}, ["group_vars: haproxy", "lab itself"]),
     ({"suite": "sid", "hosts": {"lb1": lb()}}, ["suite", "'sid'"]),
     ({"hosts": {"LB_1": lb()}}, ["'LB_1'", "hostname"]),
     ({"hosts": {"lb1": "127.0.10.1"}}, ["host 'lb1'", "mapping"]),
@@ -148,6 +159,46 @@ def test_extra_hostvars_go_in_verbatim_and_may_override_lab_defaults():
     assert children["haproxy"]["hosts"]["lb1"]["haproxy_bind_address"] == "127.0.10.9"
     assert children["wt"]["hosts"]["app1"]["wt_instances"] == instances
     assert children["wt"]["hosts"]["app1"]["wt_base_port"] == 9100
+
+
+def network_fleet(**extra):
+    return lab.parse_fleet({"network": "198.18.0.0/24", "hosts": {
+        "lb1": lb(address="198.18.0.11"), "app1": app(1, address="198.18.0.21")}, **extra}, "ha.yml")
+
+
+def test_a_fleet_on_the_private_network_puts_each_host_at_its_address_behind_this_machines_bridge():
+    parsed = network_fleet(group_vars={"haproxy": {"haproxy_vips": ["198.18.0.100/24"]}})
+    assert str(parsed.network) == "198.18.0.0/24" and parsed.gateway == "198.18.0.1"
+    children = lab.build_inventory(parsed, KEY)["all"]["children"]
+    # Each host has a network namespace of its own: HAProxy binds *:80 and connects from its own address.
+    assert "haproxy_bind_address" not in children["haproxy"]["hosts"]["lb1"]
+    assert "haproxy_source_address" not in children["haproxy"]["hosts"]["lb1"]
+    assert children["haproxy"]["hosts"]["lb1"]["ansible_host"] == "198.18.0.11"
+    assert children["haproxy"]["vars"] == {"haproxy_vips": ["198.18.0.100/24"]}
+    assert "vars" not in children["wt"]
+
+
+def test_the_ha_fleet_file_is_a_valid_private_network_fleet():
+    parsed = lab.load_fleet(lab.REPO_DIR / "tests/e2e/fleet-ha.yml")
+    assert parsed.network is not None
+    assert {host.suite for host in parsed.hosts if "haproxy" in host.groups} == {"trixie", "bookworm"}
+    assert len(parsed.group_vars["haproxy"]["haproxy_vips"]) >= 2
+
+
+def test_network_names_fit_the_kernels_limits_and_differ_per_checkout(monkeypatch):
+    names = [lab.bridge_name(), lab.veth_name("a-very-long-host-name-of-sixty-chars")]
+    assert all(len(name) <= 15 for name in names), names
+    mac = lab.mac_address("lb1")
+    assert mac == lab.mac_address("lb1") != lab.mac_address("lb2")
+    assert int(mac.split(":")[0], 16) & 0b11 == 0b10, "locally administered, unicast"
+    before = lab.bridge_name(), lab.netns_name("lb1")
+    monkeypatch.setattr(lab, "LAB_DIR", lab.LAB_DIR.parent / "another-checkout" / ".lab")
+    assert (lab.bridge_name(), lab.netns_name("lb1")) != before
+
+
+def test_nat_covers_the_fleets_network_leaving_by_any_interface_but_the_bridge():
+    rules = lab.nat_ruleset(lab.ipaddress.IPv4Network("198.18.0.0/24"), "wtlab-12345678")
+    assert "delete table ip" in rules and 'ip saddr 198.18.0.0/24 oifname != "wtlab-12345678" masquerade' in rules
 
 
 def test_a_host_in_two_groups_carries_its_vars_once():

@@ -181,3 +181,16 @@ def test_each_vip_goes_to_the_next_balancer_of_its_priority_order():
         "lb2": ["198.18.0.100", "198.18.0.101"], "lb3": ["198.18.0.102"]}
     with pytest.raises(vrrp.VrrpError, match="no other balancer"):
         vrrp.successors([{"address": "198.18.0.100", "priorities": [{"host": "lb1", "priority": 250}]}], "lb1")
+
+
+def test_a_balancers_view_of_each_vip_comes_from_the_notify_records_its_release_files_and_its_addresses():
+    files = {"/run/wtstack/vrrp/wtstack_vip_51": "MASTER 250 1733600000.5\n",
+             "/run/wtstack/vrrp/wtstack_vip_52": "garbage",
+             "/var/lib/wtstack/vrrp/wtstack_vip_52.released": "1\n"}
+    rows = vrrp.vip_status(VIPS, "/run/wtstack/vrrp", "/var/lib/wtstack/vrrp",
+                           holds=lambda address: address == "198.18.0.100", read=files.get)
+    assert rows == [
+        {"name": "wtstack_vip_51", "address": "198.18.0.100", "held": True, "state": "MASTER", "priority": 250,
+         "since": 1733600000.5, "released": False},
+        {"name": "wtstack_vip_52", "address": "198.18.0.101", "held": False, "state": None, "priority": None,
+         "since": None, "released": True}]
