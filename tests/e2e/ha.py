@@ -144,7 +144,7 @@ class VipProber:
 
     def __post_init__(self):
         parsed = self.url.split("://", 1)[1]
-        self._host, _, rest = parsed.partition("/")
+        self._host, dummy, rest = parsed.partition("/")
         self._path = "/" + rest
         self._stop = threading.Event()
         self._lock = threading.Lock()

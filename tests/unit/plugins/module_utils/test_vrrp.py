@@ -170,12 +170,12 @@ def test_is_local_knows_this_machines_loopback():
 
 
 def test_each_vip_goes_to_the_next_balancer_of_its_priority_order():
-    vips = [{"address": "198.18.0.100", "priorities": [{"host": "lb1", "priority": 250}, {"host": "lb2", "priority": 240},
-                                                      {"host": "lb3", "priority": 230}]},
-            {"address": "198.18.0.101", "priorities": [{"host": "lb2", "priority": 250}, {"host": "lb3", "priority": 240},
-                                                      {"host": "lb1", "priority": 230}]},
-            {"address": "198.18.0.102", "priorities": [{"host": "lb3", "priority": 250}, {"host": "lb1", "priority": 240},
-                                                      {"host": "lb2", "priority": 230}]}]
+    def vip(address, *order):
+        return {"address": address, "priorities": [{"host": host, "priority": 250 - 10 * index}
+                                                   for index, host in enumerate(order)]}
+
+    vips = [vip("198.18.0.100", "lb1", "lb2", "lb3"), vip("198.18.0.101", "lb2", "lb3", "lb1"),
+            vip("198.18.0.102", "lb3", "lb1", "lb2")]
     taking = vrrp.successors(vips, "lb1")
     assert {host: [vip["address"] for vip in taken] for host, taken in taking.items()} == {
         "lb2": ["198.18.0.100", "198.18.0.101"], "lb3": ["198.18.0.102"]}
