@@ -58,7 +58,7 @@ PROFILE_SCENARIO = "server-close"
 CONNECTIONS = 8
 NEW_SESSION_PERCENT = 10
 SESSION_REQUESTS = 100 // NEW_SESSION_PERCENT
-# Capacity at N ÷ capacity at N = 2, server-close scenario (design.md, "Routing design").
+# Capacity at N ÷ capacity at N = 2, server-close scenario (docs/design.md, "Measuring routing cost fairly").
 GOALS = {1000: 0.95, 5000: 0.90}
 GOAL_SCENARIO = "server-close"
 # The HAProxy under test (not the responders'): --haproxy replaces it, e.g. with another release
@@ -67,7 +67,7 @@ BALANCER = ["haproxy"]
 ANSIBLE_ROUNDS = 2
 
 # Backend connection behaviour must be the same for both designs within a scenario, or the
-# ratio measures connection reuse instead of routing (design.md, "Measuring routing cost fairly").
+# ratio measures connection reuse instead of routing (docs/design.md, "Measuring routing cost fairly").
 SCENARIOS = {
     "server-close": {
         "title": "Backend connections held equal (option http-server-close in both designs)",

@@ -60,9 +60,12 @@ options:
     type: str
     default: wt
 seealso:
+  - name: wtstack.fleet inventory reference
+    description: The variables the topology reads and the rules it enforces.
+    link: https://github.com/wtstack/fleet/blob/main/README.md#inventory-reference
   - name: wtstack.fleet design
-    description: The inventory contract and the routing design.
-    link: https://github.com/wtstack/fleet/blob/main/README.md
+    description: How the topology feeds the roles, the routing design and the contracts (prefixes, names, paths).
+    link: https://github.com/wtstack/fleet/blob/main/docs/design.md
 """
 
 EXAMPLES = r"""

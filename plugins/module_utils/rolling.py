@@ -4,8 +4,9 @@
 """Rolling operations at fleet scale: which instances go out of rotation together, when a roll
 stops, what it remembers for a resume, and what it says while it runs.
 
-Plain Python with no Ansible import: the rolling_restart role drives it through the filters of
-plugins/filter/rolling.py, and tests/unit exercises it without Ansible.
+Plain Python with no Ansible import: the rolling_restart role drives it through the filters
+plugins/filter/rolling_plan.py and plugins/filter/rolling_advance.py, and tests/unit exercises it
+without Ansible. docs/design.md, "Rolling", describes the roll as a whole.
 
 The rules, after Kubernetes' rolling update (``maxUnavailable``, a count or a percentage rounded
 down, never below one), Nomad's ``canary`` and ``max_parallel``, and Ansible's ``serial``:

@@ -5,8 +5,8 @@ runs that configuration (only what needs the packaged service is changed: no chr
 drop or syslog, sockets and state file in a scratch directory) in front of small HTTP servers that
 stand in for Wt instances and answer with their port and the X-Forwarded-For they got. States are
 set the way wtstack.fleet.haproxy_server sets them (haproxy_runtime.changes.change_for), so this checks
-the contract of design.md's "Routing design" end to end in seconds: stickiness, drain, maint,
-a crashed instance, unknown sessions, and states kept across a restart with the state file.
+docs/design.md's "Routing" end to end in seconds: stickiness, drain, maint, a crashed instance,
+unknown sessions, and states kept across a restart with the state file.
 """
 
 import http.client

@@ -52,7 +52,7 @@ def test_design_example():
         "app2": {"ansible_host": "198.51.100.22",
                  "wt_instances": [{"prefix": "app2a", "port": 9090}, {"prefix": "app2b", "port": 9091, "weight": 50}]},
     })
-    # app2a/app2b are prefix-free (neither begins the other), so the design's example is valid.
+    # app2a/app2b are prefix-free (neither begins the other), so docs/design.md's inventory example is valid.
     topology = build_topology(groups, hostvars)
     assert topology.lb_hosts == ("lb1",)
     assert topology.app_hosts == ("app1", "app2")
