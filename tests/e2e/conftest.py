@@ -29,6 +29,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 BIN = Path(sys.executable).parent
 FLEET = Path(os.environ.get("WTSTACK_E2E_FLEET", REPO / "tests/e2e/fleet.yml"))
 INVENTORY = REPO / ".lab/inventory.yml"
+# The lab's Ansible settings (no host key checking: its hosts get new keys when recreated), not the
+# checkout's ansible.cfg, which is for users' own inventories.
+LAB_CONFIG = REPO / "tests/lab/ansible.cfg"
 SSH_KEY = REPO / ".lab/ssh/id_ed25519"
 # Runs on a load balancer: one runtime API command in argv[1], its reply on stdout.
 RUNTIME_API_SCRIPT = """
@@ -115,7 +118,7 @@ class Lab:
 
     def playbook_command(self, playbook, *args, inventory=None, bin_dir=BIN):
         """(argv, env) of ansible-playbook as the tests run it (from `bin_dir`: another ansible-core)."""
-        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+        env = {**os.environ, "ANSIBLE_CONFIG": str(LAB_CONFIG), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
         if playbook.startswith("wtstack.fleet."):
             env["ANSIBLE_COLLECTIONS_PATH"] = str(self.installed_collections)
