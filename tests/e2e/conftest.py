@@ -236,7 +236,7 @@ def install_collection(workdir):
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root: it mounts overlays and boots containers with systemd-nspawn")
+        pytest.skip("needs root: the lab mounts overlays and boots containers with systemd-nspawn")
     installed = install_collection(tmp_path_factory.mktemp("collection"))
     seconds = lab_command("up", "--fleet", str(FLEET))
     print(f"\nlab up took {seconds:.0f}s")
@@ -259,8 +259,8 @@ def converged(lab):
 def browser():
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     if missing:
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({', '.join(missing)} missing); "
-                    ".ci/run installs them")
+        pytest.skip(f"missing tool: {', '.join(missing)} (apt-get install chromium chromium-driver; "
+                    "make test-packages installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

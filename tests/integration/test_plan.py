@@ -5,6 +5,8 @@ every rendered unit must pass `systemd-analyze verify`, and a bad inventory must
 anything is rendered, naming host and variable.
 """
 
+import ctypes
+import ctypes.util
 import os
 import re
 import shutil
@@ -356,15 +358,27 @@ def test_stats_page_and_metrics_render_validate_and_keep_the_password_out_of_dif
             assert secret not in output
 
 
+def libcrypt_crypt():
+    """crypt(3) from libcrypt, as HAProxy calls it (Python's crypt module is gone from 3.13, Debian 13's)."""
+    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
+    try:
+        library = ctypes.CDLL(name)
+    except OSError:
+        pytest.skip(f"missing tool: {name} (apt-get install libcrypt1)")
+    library.crypt.restype = ctypes.c_char_p
+    library.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return lambda password, salt: (library.crypt(password.encode(), salt.encode()) or b"").decode()
+
+
 def test_the_stats_hash_is_what_haproxy_checks(tmp_path):
     """crypt(3) on this machine accepts the rendered hash for the password (what HAProxy does per request)."""
-    crypt = pytest.importorskip("crypt", reason="no crypt module in this Python (removed in 3.13)")
+    crypt = libcrypt_crypt()
     inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer())
     result = run_plan(inventory, tmp_path / "plan")
     assert result.returncode == 0, result.stdout[-3000:]
     config = (tmp_path / "plan/lb1/etc/haproxy/haproxy.cfg").read_text()
     password_hash = re.search(r"^\s*user stats password (\$6\$\S+)$", config, re.M).group(1)
-    assert crypt.crypt(STATS_PASSWORD, password_hash) == password_hash
+    assert crypt(STATS_PASSWORD, password_hash) == password_hash
 
 
 @pytest.mark.parametrize("lb_vars, expected", [
