@@ -203,6 +203,24 @@ def test_bad_inventory_fails_before_rendering_anything(tmp_path, apps, expected)
     assert not plan_dir.exists() or not any(plan_dir.iterdir())
 
 
+def test_your_own_variables_under_the_roles_prefixes_are_allowed_by_name_or_pattern(tmp_path):
+    """wtstack_allowed_variables (group_vars of the fleet) lets a variable of yours through; without it, the
+    same inventory is refused before anything is rendered."""
+    apps = {"app1": {"ansible_host": "10.0.0.2", "wt_app_mycompany_team": "web", "rolling_window": "night"}}
+    lbs = {"lb1": {"ansible_host": "10.0.0.10", "haproxy_mycompany_tier": "gold"}}
+    inventory = write_inventory(tmp_path / "own.yml", apps, lbs)
+    refused = run_plan(inventory, tmp_path / "refused")
+    assert refused.returncode != 0
+    for name in ("app1: wt_app_mycompany_team", "app1: rolling_window", "lb1: haproxy_mycompany_tier"):
+        assert f"{name}: unknown variable" in refused.stdout, refused.stdout[-3000:]
+    assert not (tmp_path / "refused").exists()
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"] = {"wtstack_allowed_variables": ["*_mycompany_*", "rolling_window"]}
+    inventory.write_text(yaml.safe_dump(data))
+    allowed = run_plan(inventory, tmp_path / "allowed")
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+
+
 def test_plan_dir_is_required(tmp_path):
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],

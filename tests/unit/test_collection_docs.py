@@ -12,7 +12,7 @@ import yaml
 
 COLLECTION = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-FILTERS = ["rolling_advance", "rolling_plan", "sha512_crypt", "topology"]
+FILTERS = ["rolling_advance", "rolling_plan", "sha512_crypt", "topology", "unknown_variables"]
 ROLES = sorted(p.parent.parent.name for p in (COLLECTION / "roles").glob("*/meta/argument_specs.yml"))
 
 
