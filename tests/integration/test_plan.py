@@ -221,6 +221,22 @@ def test_your_own_variables_under_the_roles_prefixes_are_allowed_by_name_or_patt
     assert allowed.returncode == 0, allowed.stdout[-3000:]
 
 
+def test_with_become_nothing_escalates_on_the_controller(tmp_path):
+    """How users reach their hosts (-b, or ansible_become in the inventory) changes nothing for plan.yml, which
+    contacts no host: with a sudo that cannot run, every play still succeeds."""
+    apps = {"app1": {"ansible_host": "10.0.0.2"}}
+    data = yaml.safe_load(write_inventory(tmp_path / "become.yml", apps).read_text())
+    # To another user, so that the test sees an escalation even when it runs as root (Ansible skips a
+    # become to the user it already is).
+    data["all"]["vars"] = {"ansible_become": True, "ansible_become_user": "nobody",
+                           "ansible_become_exe": "/nonexistent/sudo"}
+    inventory = tmp_path / "become.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    result = run_plan(inventory, tmp_path / "plan", "-b")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "plan/app1/etc/systemd/system/wt@.service").is_file()
+
+
 def test_plan_dir_is_required(tmp_path):
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],
