@@ -111,7 +111,8 @@ def markdown(result):
         "Idempotent `site.yml` on the lab (`bench/ansible_cost.py`, fleet `bench/fleets/ansible_cost.yml`): "
         "lb1 with app1, app2 at 2 instances each vs lb1 with app3, app4 at 16 each, in one fleet of 36 "
         "instances, so the load balancer's share is identical. Runs alternate A B / B A over "
-        f"{result['rounds']} rounds; every run reported changed=0 on every host. Settings from `tests/lab/ansible.cfg`: "
+        f"{result['rounds']} rounds; every run reported changed=0 on every host. "
+        "Settings from `tests/lab/ansible.cfg`: "
         + ", ".join(f"`{fact}`" for fact in result["facts"]["ansible.cfg"]) + ".",
         "",
         "| instances per app host | wall time (median) | tasks executed | module invocations on one app host |",

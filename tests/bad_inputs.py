@@ -295,7 +295,8 @@ CASES = [
     Case("misspelt rolling_restart_quiet in the app hosts' group vars", group_vars("wt", rolling_restart_quite=2),
          lambda h: misspelt(h.app_a, "rolling_restart_quite", "rolling_restart_quiet")),
     Case("misspelt rolling_max_unavailable as an extra var", lambda inventory, hosts: None,
-         lambda h: misspelt(h.lb, "rolling_max_unavailabel", "rolling_max_unavailable") + ["unknown variable (also on "],
+         lambda h: misspelt(h.lb, "rolling_max_unavailabel", "rolling_max_unavailable")
+         + ["unknown variable (also on "],
          extra_vars=("rolling_max_unavailabel=50%",)),
     Case("misspelt wtstack_wt_group as an extra var", lambda inventory, hosts: None,
          lambda h: misspelt(h.lb, "wtstack_wt_grop", "wtstack_wt_group"), extra_vars=("wtstack_wt_grop=wt",)),

@@ -70,8 +70,8 @@ def test_an_unsupported_system_is_refused_before_anything_changes(lab, converged
                 lb: f"{lb}: this host runs Ubuntu 24.04, which the haproxy role does not support"}
     for host, run in runs.items():
         assert run.returncode != 0
-        assert f"{expected[host]}; it supports Debian 12 and 13. Nothing was changed." in " ".join(run.output.split()), \
-            run.output[-4000:]
+        message = f"{expected[host]}; it supports Debian 12 and 13. Nothing was changed."
+        assert message in " ".join(run.output.split()), run.output[-4000:]
         assert run.recap()[host]["changed"] == 0 and run.recap()[host]["failed"] == 1, run.recap()
     assert {host: lab.ssh(host, command) for host, command in state.items()} == before
     print(f"\nUbuntu 24.04 refused on {lb} (haproxy) and {app} (wt_app); files and processes unchanged")

@@ -147,7 +147,8 @@ def test_a_fleet_file_cannot_set_become():
 
 def test_account_ids_are_read_from_the_containers_passwd(tmp_path):
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\ndeploy:x:1000:1000::/home/deploy:/bin/bash\n")
+    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                         "deploy:x:1000:1000::/home/deploy:/bin/bash\n")
     assert lab.account_ids(tmp_path, "deploy") == (1000, 1000)
     with pytest.raises(lab.LabError, match="no account nobody"):
         lab.account_ids(tmp_path, "nobody")
