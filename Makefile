@@ -6,13 +6,26 @@ BIN := $(VENV)/bin
 FLEET ?= tests/lab/fleets/default.yml
 LAB := $(BIN)/python tests/lab/lab.py
 INVENTORY := .lab/inventory.yml
+# The checkout's ansible.cfg (Ansible's defaults, host keys checked) for what runs against inventories
+# of your own (make plan); the lab's own settings for the lab (tests/lab/ansible.cfg).
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+LAB_CONFIG := $(CURDIR)/tests/lab/ansible.cfg
 
-.PHONY: help venv demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean
+# Debian packages, installed (as root) by the targets that need them when one is missing; a dpkg-query
+# when all are there. The lab: systemd-container, debootstrap, openssh-client (ssh, ssh-keygen), and
+# iproute2 and nftables for a private lab network; python3-venv: the virtualenvs. The tests, on top:
+# haproxy (`haproxy -c` on rendered configs, the runtime API tests), chromium and chromium-driver (the
+# browser test), wrk (the benchmark's smoke run), pebble (the ACME test's CA and DNS server), openssl
+# (the password hash's test), curl, make, ca-certificates.
+DEMO_PACKAGES := python3-venv systemd-container debootstrap openssh-client ca-certificates
+TEST_PACKAGES := $(DEMO_PACKAGES) iproute2 nftables haproxy chromium chromium-driver wrk pebble openssl curl make
+
+.PHONY: help venv demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean \
+        demo-packages test-packages
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
-	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab"
+	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab (installs what they need)"
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
@@ -28,14 +41,43 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
-demo: venv
+# Installs the Debian packages of $(1) that are missing: apt-get as root, else a message naming them.
+define apt_install
+	@command -v dpkg-query >/dev/null || { echo "make installs what it needs with apt on Debian 12 or 13;" \
+	  "on this system install: $(strip $(1))" >&2; exit 1; }; \
+	installed=" $$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(1) 2>/dev/null \
+	  | awk '$$1 == "ii" {print $$2}' | tr '\n' ' ')"; \
+	missing=; for package in $(1); do \
+	  case "$$installed" in *" $$package "*) ;; *) missing="$$missing $$package" ;; esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing Debian packages:$$missing; run make as root, or first: sudo apt-get install$$missing" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "installing$$missing ..."; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+demo-packages:
+	$(call apt_install,$(DEMO_PACKAGES))
+
+test-packages:
+	$(call apt_install,$(TEST_PACKAGES))
+
+demo: demo-packages venv
 	$(LAB) up --fleet $(FLEET)
-	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
+	ANSIBLE_CONFIG=$(LAB_CONFIG) $(BIN)/ansible-playbook -i $(INVENTORY) site.yml
 	@echo
 	@echo "The fleet is up: open http://127.0.10.1/"
 	@echo "Tear it down with: make lab-down"
 
-test: lint sanity unit integration compat e2e
+# Under make test a test that misses a tool fails, naming it, instead of skipping (tests/conftest.py):
+# test-packages has installed them all, so a green run tested everything.
+test: export WTSTACK_REQUIRE_TOOLS := 1
+test: test-packages lint sanity unit integration compat e2e
 
 unit: venv
 	$(BIN)/pytest tests/unit

@@ -9,7 +9,7 @@ alternate (A B, then B A, ...), so each ratio compares runs taken seconds apart 
 machine. The load balancer does the same work in both (its configuration routes all 36
 instances). Reported per run: wall time, tasks executed (TASK headers) and module invocations
 (one per host per task, one per loop item). Needs root (the lab); replaces any running lab and
-takes it down at the end unless --keep-lab. Uses the project's ansible.cfg (pipelining, SSH
+takes it down at the end unless --keep-lab. Uses the lab's tests/lab/ansible.cfg (pipelining, SSH
 ControlPersist, forks).
 """
 
@@ -41,7 +41,7 @@ def lab(*args):
 
 
 def site(*args):
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "tests/lab/ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     started = time.monotonic()
     result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), "site.yml", *args],
                             cwd=REPO, env=env, capture_output=True, text=True, check=False)
@@ -65,7 +65,7 @@ def measure(subset, limit):
 
 
 def run(rounds, log):
-    facts = {"ansible.cfg": [line.strip() for line in (REPO / "ansible.cfg").read_text().splitlines()
+    facts = {"ansible.cfg": [line.strip() for line in (REPO / "tests/lab/ansible.cfg").read_text().splitlines()
                              if re.match(r"\s*(pipelining|ssh_args|forks)\b", line)]}
     log("lab up with bench/fleets/ansible_cost.yml")
     lab("up", "--fleet", str(FLEET))
@@ -111,7 +111,8 @@ def markdown(result):
         "Idempotent `site.yml` on the lab (`bench/ansible_cost.py`, fleet `bench/fleets/ansible_cost.yml`): "
         "lb1 with app1, app2 at 2 instances each vs lb1 with app3, app4 at 16 each, in one fleet of 36 "
         "instances, so the load balancer's share is identical. Runs alternate A B / B A over "
-        f"{result['rounds']} rounds; every run reported changed=0 on every host. Settings from `ansible.cfg`: "
+        f"{result['rounds']} rounds; every run reported changed=0 on every host. "
+        "Settings from `tests/lab/ansible.cfg`: "
         + ", ".join(f"`{fact}`" for fact in result["facts"]["ansible.cfg"]) + ".",
         "",
         "| instances per app host | wall time (median) | tasks executed | module invocations on one app host |",

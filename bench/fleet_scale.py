@@ -61,7 +61,7 @@ RESULT = re.compile(r"^(ok|changed|skipping): \[([^\]\s]+)", re.M)
 
 
 def ansible_env():
-    return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+    return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "tests/lab/ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0"}
 
 
@@ -241,7 +241,7 @@ def measure_plan(settings, workdir, log):
 
 
 def facts():
-    config = [line.strip() for line in (REPO / "ansible.cfg").read_text().splitlines()
+    config = [line.strip() for line in (REPO / "tests/lab/ansible.cfg").read_text().splitlines()
               if re.match(r"\s*(pipelining|ssh_args|forks|strategy)\b", line)]
     return {"ansible.cfg": config, "nproc": os.cpu_count()}
 
@@ -338,7 +338,7 @@ def markdown(result, number=5):
         "Debian 12, app hosts on Debian 13 with 2 Wt instances each, all containers on this machine's "
         f"{nproc} cores). Controller CPU is ansible-playbook and everything it waited for (workers, ssh); "
         "hosts' CPU is the containers' cgroups (app hosts and load balancers apart); SSH executions are counted "
-        "from `-vvv` (one per module run). Settings from `ansible.cfg`: "
+        "from `-vvv` (one per module run). Settings from `tests/lab/ansible.cfg`: "
         + ", ".join(f"`{fact}`" for fact in result["facts"]["ansible.cfg"]) + ". Load average at start / end: "
         + " / ".join(" ".join(f"{value:.1f}" for value in result[key]) for key in ("loadavg_start", "loadavg_end"))
         + " (other jobs shared the machine: compare within a table, by ratio).",

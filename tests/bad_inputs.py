@@ -95,6 +95,17 @@ def balancer_vars(**values):
     return mutate
 
 
+def group_vars(group, **values):
+    """Variables of a whole group (the inventory's group vars)."""
+    def mutate(inventory, hosts):
+        inventory["all"]["children"][group].setdefault("vars", {}).update(values)
+    return mutate
+
+
+def misspelt(host, name, suggestion):
+    return [f"{host}: {name}: unknown variable", f"did you mean {suggestion}?"]
+
+
 def single_balancer_with_a_vip(inventory, hosts):
     balancers = inventory["all"]["children"]["haproxy"]
     balancers["hosts"] = {hosts.lb: balancers["hosts"][hosts.lb]}
@@ -271,6 +282,27 @@ CASES = [
     Case("wt_app_artifact missing on the controller",
          set_vars("app_b", wt_app_command="/opt/wtstack/app/app.wt", wt_app_artifact="/nonexistent/app.tar.gz"),
          lambda h: [f"{h.app_b}: wt_app_artifact: \"/nonexistent/app.tar.gz\" is not a file on the controller"]),
+    # Misspelt role variables, once accepted and ignored (the role's default silently in force), refused with the
+    # name meant (issue 22): a host's variable, a group's, an extra var (every host has it: reported once).
+    Case("misspelt haproxy_tls_enabled on a balancer", set_vars("lb", haproxy_tls_enabeld=True),
+         lambda h: misspelt(h.lb, "haproxy_tls_enabeld", "haproxy_tls_enabled")),
+    Case("misspelt haproxy_bind_port in the balancers' group vars", group_vars("haproxy", haproxy_bind_prot=8080),
+         lambda h: misspelt(h.lb, "haproxy_bind_prot", "haproxy_bind_port")),
+    Case("misspelt wt_app_version on an app host", set_vars("app_a", wt_app_verison="2.0"),
+         lambda h: misspelt(h.app_a, "wt_app_verison", "wt_app_version")),
+    Case("misspelt wt_app_command on an app host", set_vars("app_b", wt_app_comand="/opt/wtstack/app/app.wt"),
+         lambda h: misspelt(h.app_b, "wt_app_comand", "wt_app_command")),
+    Case("misspelt rolling_restart_quiet in the app hosts' group vars", group_vars("wt", rolling_restart_quite=2),
+         lambda h: misspelt(h.app_a, "rolling_restart_quite", "rolling_restart_quiet")),
+    Case("misspelt rolling_max_unavailable as an extra var", lambda inventory, hosts: None,
+         lambda h: misspelt(h.lb, "rolling_max_unavailabel", "rolling_max_unavailable")
+         + ["unknown variable (also on "],
+         extra_vars=("rolling_max_unavailabel=50%",)),
+    Case("misspelt wtstack_wt_group as an extra var", lambda inventory, hosts: None,
+         lambda h: misspelt(h.lb, "wtstack_wt_grop", "wtstack_wt_group"), extra_vars=("wtstack_wt_grop=wt",)),
+    Case("wtstack_allowed_variables that is not a list",
+         set_vars("lb", haproxy_site_tier="gold", wtstack_allowed_variables="haproxy_site_tier"),
+         lambda h: [f"{h.lb}: wtstack_allowed_variables: 'haproxy_site_tier' is not a list of variable names"]),
 ]
 
 

@@ -1,10 +1,18 @@
-"""Makes `ansible_collections.wtstack.fleet` importable from the checkout, and runs modules in-process.
+"""Makes `ansible_collections.wtstack.fleet` importable from the checkout, runs modules in-process, and
+turns a skip for a missing tool into a failure under `make test`.
 
 collections/ansible_collections/wtstack/fleet is a symlink to the repository root, the same
 path ansible.cfg gives Ansible, so tests import exactly what playbooks run.
+
+A test that cannot run without a program of this machine skips with a reason that starts with
+MISSING_TOOL ("missing tool: haproxy ..."), one that needs root (the lab) with NOT_ROOT. `make test`
+installs every such program first (make test-packages) and sets WTSTACK_REQUIRE_TOOLS=1: a skip of
+either kind is then a failure that says what is missing, so a green `make test` never tested less
+than it says.
 """
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,3 +48,27 @@ def run_module(capsys):
         return json.loads(capsys.readouterr().out)
 
     return run
+
+
+MISSING_TOOL = "missing tool: "
+NOT_ROOT = "needs root: "
+
+
+def _skip_reason(report):
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("WTSTACK_REQUIRE_TOOLS") != "1" or not report.skipped:
+        return
+    reason = _skip_reason(report)
+    if reason.startswith((MISSING_TOOL, NOT_ROOT)):
+        report.outcome = "failed"
+        report.longrepr = (f"{reason}\nUnder `make test` (WTSTACK_REQUIRE_TOOLS=1) this fails the run instead of "
+                           "skipping: run `make test` as root on Debian 12 or 13 (`make test-packages` installs "
+                           "what the tests need).")

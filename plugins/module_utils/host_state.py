@@ -186,3 +186,38 @@ def python_version(run, command, running_executable, running_version):
         pass
     rc, out, dummy = run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
     return out.strip() if rc == 0 else None
+
+
+OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
+_OS_RELEASE_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def parse_os_release(text):
+    """os-release(5) KEY=value lines, values unquoted ("..." or '...' with \\ escapes in double quotes)."""
+    fields = {}
+    for line in text.splitlines():
+        match = _OS_RELEASE_LINE.match(line.strip())
+        if not match:
+            continue
+        key, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+            if match.group(2)[0] == '"':
+                value = re.sub(r"\\(.)", r"\1", value)
+        fields[key] = value
+    return fields
+
+
+def os_release(paths=OS_RELEASE_PATHS):
+    """What the host says it runs: id (debian), version_id (12), pretty_name; empty strings if it says nothing."""
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                fields = parse_os_release(handle.read())
+            break
+        except FileNotFoundError:
+            continue
+    else:
+        fields = {}
+    return {"id": fields.get("ID", ""), "version_id": fields.get("VERSION_ID", ""),
+            "pretty_name": fields.get("PRETTY_NAME", "") or fields.get("NAME", "") or "an unnamed system"}

@@ -15,6 +15,7 @@ description:
     M(ansible.builtin.pip) ... only for what differs. Each module run costs an SSH round trip and a
     Python start on the host (about a quarter of a second of its CPU); an idempotent run of a role
     that manages twenty things then costs one instead of twenty.
+  - Also returns what the host's os-release file says it runs.
   - Changes nothing; works the same in check mode.
 version_added: 0.2.0
 author:
@@ -130,6 +131,15 @@ python_version:
   returned: always
   type: str
   sample: "3.13"
+os_release:
+  description:
+    - What the host's C(/etc/os-release) (else C(/usr/lib/os-release)) says it runs - C(id) (C(debian)),
+      C(version_id) (C(13)) and C(pretty_name); an empty C(id) and C(version_id) when it says nothing.
+    - Read in the same run, so a role can refuse an unsupported system before its first change without
+      gathering facts.
+  returned: always
+  type: dict
+  sample: {"id": "debian", "version_id": "13", "pretty_name": "Debian GNU/Linux 13 (trixie)"}
 """
 
 import sys
@@ -137,6 +147,7 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.wtstack.fleet.plugins.module_utils.host_state import (
     group_state,
+    os_release,
     package_states,
     path_state,
     python_version,
@@ -172,6 +183,7 @@ def main():
                           for entry in params["requirements"]],
             python_version=(python_version(module.run_command, params["python"], sys.executable, sys.version_info)
                             if params["python"] else None),
+            os_release=os_release(),
         )
     except OSError as error:
         module.fail_json(msg=f"cannot read {error.filename}: {error.strerror}")

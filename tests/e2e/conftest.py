@@ -30,6 +30,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 BIN = Path(sys.executable).parent
 FLEET = Path(os.environ.get("WTSTACK_E2E_FLEET", REPO / "tests/e2e/fleet.yml"))
 INVENTORY = REPO / ".lab/inventory.yml"
+# The lab's Ansible settings (no host key checking: its hosts get new keys when recreated), not the
+# checkout's ansible.cfg, which is for users' own inventories.
+LAB_CONFIG = REPO / "tests/lab/ansible.cfg"
 SSH_KEY = REPO / ".lab/ssh/id_ed25519"
 # Runs on a load balancer: one runtime API command in argv[1], its reply on stdout.
 RUNTIME_API_SCRIPT = """
@@ -116,7 +119,7 @@ class Lab:
 
     def playbook_command(self, playbook, *args, inventory=None, bin_dir=BIN):
         """(argv, env) of ansible-playbook as the tests run it (from `bin_dir`: another ansible-core)."""
-        env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+        env = {**os.environ, "ANSIBLE_CONFIG": str(LAB_CONFIG), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0"}
         if playbook.startswith("wtstack.fleet."):
             env["ANSIBLE_COLLECTIONS_PATH"] = str(self.installed_collections)
@@ -234,7 +237,7 @@ def install_collection(workdir):
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root: it mounts overlays and boots containers with systemd-nspawn")
+        pytest.skip("needs root: the lab mounts overlays and boots containers with systemd-nspawn")
     installed = install_collection(tmp_path_factory.mktemp("collection"))
     seconds = lab_command("up", "--fleet", str(FLEET))
     print(f"\nlab up took {seconds:.0f}s")
@@ -257,8 +260,8 @@ def converged(lab):
 def browser():
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     if missing:
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({', '.join(missing)} missing); "
-                    ".ci/run installs them")
+        pytest.skip(f"missing tool: {', '.join(missing)} (apt-get install chromium chromium-driver; "
+                    "make test-packages installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

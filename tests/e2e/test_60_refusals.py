@@ -42,3 +42,36 @@ def test_missing_application_command_is_refused_before_any_instance_changes(lab,
             in " ".join(run.output.split())), run.output[-3000:]
     assert lab.ssh(host, state) == before, "an instance's files, unit or process changed"
     print(f"\nmissing command refused on {host}; settings, unit and {len(units.split())} instance pids unchanged")
+
+
+UBUNTU = ('PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.1 LTS (Noble Numbat)"\n'
+          "VERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\n")
+
+
+def test_an_unsupported_system_is_refused_before_anything_changes(lab, converged):
+    """Both roles ask the host what it runs before their first change (wt_app in the read it makes anyway,
+    haproxy from the facts its play gathers) and refuse anything but Debian 12 and 13, naming those."""
+    lb, app = lab.topology.lb_hosts[0], lab.topology.app_hosts[0]
+    units = " ".join(instance.unit_name for instance in lab.topology.instances_on(app))
+    state = {lb: "sha256sum /etc/haproxy/haproxy.cfg /etc/haproxy/wt-sessions.map; "
+                 "systemctl show -p MainPID --value haproxy",
+             app: "sha256sum /etc/wtstack/wt/app.env /etc/wtstack/wt/instances/*.env /etc/systemd/system/wt@.service; "
+                  f"systemctl show -p MainPID --value {units}"}
+    before = {host: lab.ssh(host, command) for host, command in state.items()}
+    for host in state:  # /etc/os-release is a link to /usr/lib/os-release: keep the link, put a file in its place
+        lab.ssh(host, "cp -P /etc/os-release /etc/os-release.e2e && rm /etc/os-release && cat > /etc/os-release",
+                stdin=UBUNTU)
+    try:  # one run per host: a play whose every host failed ends the playbook
+        runs = {host: lab.playbook("site.yml", "--limit", host) for host in state}
+    finally:
+        for host in state:
+            lab.ssh(host, "mv -f -T /etc/os-release.e2e /etc/os-release")
+    expected = {app: f"{app}: this host runs Ubuntu 24.04.1 LTS, which the wt_app role does not support",
+                lb: f"{lb}: this host runs Ubuntu 24.04, which the haproxy role does not support"}
+    for host, run in runs.items():
+        assert run.returncode != 0
+        message = f"{expected[host]}; it supports Debian 12 and 13. Nothing was changed."
+        assert message in " ".join(run.output.split()), run.output[-4000:]
+        assert run.recap()[host]["changed"] == 0 and run.recap()[host]["failed"] == 1, run.recap()
+    assert {host: lab.ssh(host, command) for host, command in state.items()} == before
+    print(f"\nUbuntu 24.04 refused on {lb} (haproxy) and {app} (wt_app); files and processes unchanged")

@@ -117,7 +117,7 @@ def load_average():
 @pytest.fixture(scope="module")
 def fleet():
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root: it mounts overlays and boots containers with systemd-nspawn")
+        pytest.skip("needs root: the lab mounts overlays and boots containers with systemd-nspawn")
     started = time.monotonic()
     up = lab_command("up", "--fleet", str(ROLLING_FLEET))
     lab = Lab(INVENTORY, None)

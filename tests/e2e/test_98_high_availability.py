@@ -43,7 +43,7 @@ NO_RESTART = "/run/systemd/system/haproxy.service.d/zz-e2e-kept-down.conf"
 @pytest.fixture(scope="module")
 def ha():
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root: it mounts overlays and boots containers with systemd-nspawn")
+        pytest.skip("needs root: the lab mounts overlays and boots containers with systemd-nspawn")
     started = time.monotonic()
     up = lab_command("up", "--fleet", str(HA_FLEET))
     lab = Lab(INVENTORY, None)

@@ -5,6 +5,8 @@ every rendered unit must pass `systemd-analyze verify`, and a bad inventory must
 anything is rendered, naming host and variable.
 """
 
+import ctypes
+import ctypes.util
 import os
 import re
 import shutil
@@ -208,6 +210,40 @@ def test_bad_inventory_fails_before_rendering_anything(tmp_path, apps, expected)
     assert not plan_dir.exists() or not any(plan_dir.iterdir())
 
 
+def test_your_own_variables_under_the_roles_prefixes_are_allowed_by_name_or_pattern(tmp_path):
+    """wtstack_allowed_variables (group_vars of the fleet) lets a variable of yours through; without it, the
+    same inventory is refused before anything is rendered."""
+    apps = {"app1": {"ansible_host": "10.0.0.2", "wt_app_mycompany_team": "web", "rolling_window": "night"}}
+    lbs = {"lb1": {"ansible_host": "10.0.0.10", "haproxy_mycompany_tier": "gold"}}
+    inventory = write_inventory(tmp_path / "own.yml", apps, lbs)
+    refused = run_plan(inventory, tmp_path / "refused")
+    assert refused.returncode != 0
+    for name in ("app1: wt_app_mycompany_team", "app1: rolling_window", "lb1: haproxy_mycompany_tier"):
+        assert f"{name}: unknown variable" in refused.stdout, refused.stdout[-3000:]
+    assert not (tmp_path / "refused").exists()
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"] = {"wtstack_allowed_variables": ["*_mycompany_*", "rolling_window"]}
+    inventory.write_text(yaml.safe_dump(data))
+    allowed = run_plan(inventory, tmp_path / "allowed")
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+
+
+def test_with_become_nothing_escalates_on_the_controller(tmp_path):
+    """How users reach their hosts (-b, or ansible_become in the inventory) changes nothing for plan.yml, which
+    contacts no host: with a sudo that cannot run, every play still succeeds."""
+    apps = {"app1": {"ansible_host": "10.0.0.2"}}
+    data = yaml.safe_load(write_inventory(tmp_path / "become.yml", apps).read_text())
+    # To another user, so that the test sees an escalation even when it runs as root (Ansible skips a
+    # become to the user it already is).
+    data["all"]["vars"] = {"ansible_become": True, "ansible_become_user": "nobody",
+                           "ansible_become_exe": "/nonexistent/sudo"}
+    inventory = tmp_path / "become.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    result = run_plan(inventory, tmp_path / "plan", "-b")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "plan/app1/etc/systemd/system/wt@.service").is_file()
+
+
 def test_plan_dir_is_required(tmp_path):
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(REPO / "inventory.example"), str(REPO / "playbooks/plan.yml")],
@@ -363,15 +399,27 @@ def test_stats_page_and_metrics_render_validate_and_keep_the_password_out_of_dif
             assert secret not in output
 
 
+def libcrypt_crypt():
+    """crypt(3) from libcrypt, as HAProxy calls it (Python's crypt module is gone from 3.13, Debian 13's)."""
+    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
+    try:
+        library = ctypes.CDLL(name)
+    except OSError:
+        pytest.skip(f"missing tool: {name} (apt-get install libcrypt1)")
+    library.crypt.restype = ctypes.c_char_p
+    library.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return lambda password, salt: (library.crypt(password.encode(), salt.encode()) or b"").decode()
+
+
 def test_the_stats_hash_is_what_haproxy_checks(tmp_path):
     """crypt(3) on this machine accepts the rendered hash for the password (what HAProxy does per request)."""
-    crypt = pytest.importorskip("crypt", reason="no crypt module in this Python (removed in 3.13)")
+    crypt = libcrypt_crypt()
     inventory = write_inventory(tmp_path / "stats.yml", {"app1": {"ansible_host": "10.0.0.2"}}, stats_balancer())
     result = run_plan(inventory, tmp_path / "plan")
     assert result.returncode == 0, result.stdout[-3000:]
     config = (tmp_path / "plan/lb1/etc/haproxy/haproxy.cfg").read_text()
     password_hash = re.search(r"^\s*user stats password (\$6\$\S+)$", config, re.M).group(1)
-    assert crypt.crypt(STATS_PASSWORD, password_hash) == password_hash
+    assert crypt(STATS_PASSWORD, password_hash) == password_hash
 
 
 @pytest.mark.parametrize("lb_vars, expected", [

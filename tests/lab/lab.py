@@ -8,7 +8,8 @@ lab network instead: each host in its own network namespace, joined by a
 bridge the lab creates, with addresses from 198.18.0.0/15, so hosts can hold
 and move addresses (VRRP) as real machines do.
 Ansible reaches them over SSH with a key the lab generates; the lab writes
-the inventory to .lab/inventory.yml.
+the inventory to .lab/inventory.yml (as root) and .lab/inventory-deploy.yml
+(the same hosts as the unprivileged user deploy, with sudo: become).
 
     lab.py up [--fleet FILE] [--timeout SECONDS]
     lab.py down
@@ -51,6 +52,10 @@ HOSTS_DIR = LAB_DIR / "hosts"
 SSH_KEY = LAB_DIR / "ssh" / "id_ed25519"
 STATE_FILE = LAB_DIR / "state.json"
 INVENTORY_FILE = LAB_DIR / "inventory.yml"
+# The same fleet reached as DEPLOY_USER with become (sudo), as most users reach their hosts.
+DEPLOY_INVENTORY_FILE = LAB_DIR / "inventory-deploy.yml"
+DEPLOY_USER = "deploy"
+DEPLOY_UID = 1000
 DEFAULT_FLEET = LAB_SOURCE_DIR / "fleets" / "default.yml"
 
 CACHE_DIR = Path("/var/cache/wtstack-lab")
@@ -60,12 +65,15 @@ SUITES = ("bookworm", "trixie")
 DEFAULT_SUITE = "trixie"
 
 # Bump when the build steps change: the image hash covers it, so a bump rebuilds.
-RECIPE_VERSION = 1
+# 2: the account DEPLOY_USER with passwordless sudo.
+RECIPE_VERSION = 2
 BASE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv",
     "ca-certificates", "iproute2", "procps", "curl",
     # Ansible check mode of the apt module needs python3-apt on the target.
     "python3-apt",
+    # become for DEPLOY_USER, who logs in unprivileged.
+    "sudo",
 )
 # Downloaded (not installed) into the image's apt cache so role installs skip the network.
 PREFETCH_PACKAGES = ("haproxy", "socat", "python3-pip")
@@ -89,7 +97,7 @@ LAB_NETWORK_SPACE = ipaddress.IPv4Network("198.18.0.0/15")
 SSH_OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null")
 LAB_OWNED_HOSTVARS = frozenset({
     "ansible_host", "ansible_port", "ansible_user", "ansible_connection",
-    "ansible_ssh_private_key_file", "ansible_python_interpreter", "ansible_ssh_common_args",
+    "ansible_ssh_private_key_file", "ansible_python_interpreter", "ansible_ssh_common_args", "ansible_become",
 })
 HAPROXY_GROUP = "haproxy"
 
@@ -285,14 +293,16 @@ def load_fleet(path: Path) -> Fleet:
 
 # --------------------------------------------------------------------------- inventory
 
-def host_inventory_vars(host: Host, ssh_key: Path, fleet: Fleet | None = None) -> dict[str, Any]:
+def host_inventory_vars(host: Host, ssh_key: Path, fleet: Fleet | None = None, user: str = "root") -> dict[str, Any]:
     hostvars: dict[str, Any] = {
         "ansible_host": host.address,
-        "ansible_user": "root",
+        "ansible_user": user,
         "ansible_ssh_private_key_file": str(ssh_key.absolute()),
         "ansible_python_interpreter": "/usr/bin/python3",
         "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
     }
+    if user != "root":
+        hostvars["ansible_become"] = True
     if HAPROXY_GROUP in host.groups and (fleet is None or fleet.network is None):
         # Every container shares this machine's network namespace: *:80 would clash.
         hostvars["haproxy_bind_address"] = host.address
@@ -303,24 +313,27 @@ def host_inventory_vars(host: Host, ssh_key: Path, fleet: Fleet | None = None) -
     return hostvars
 
 
-def build_inventory(fleet: Fleet, ssh_key: Path) -> dict[str, Any]:
-    """Ansible YAML inventory: a host's vars sit under the first group listing it."""
+def build_inventory(fleet: Fleet, ssh_key: Path, user: str = "root") -> dict[str, Any]:
+    """Ansible YAML inventory: a host's vars sit under the first group listing it. A user other than
+    root connects unprivileged and becomes root with sudo (ansible_become)."""
     children: dict[str, dict[str, Any]] = {}
     placed: set[str] = set()
     for host in fleet.hosts:
         for group in host.groups:
             members = children.setdefault(group, {"hosts": {}})["hosts"]
-            members[host.name] = None if host.name in placed else host_inventory_vars(host, ssh_key, fleet)
+            members[host.name] = None if host.name in placed else host_inventory_vars(host, ssh_key, fleet, user)
             placed.add(host.name)
     for group, variables in fleet.group_vars.items():
         children.setdefault(group, {"hosts": {}})["vars"] = dict(variables)
     return {"all": {"children": children}}
 
 
-def render_inventory(fleet: Fleet, ssh_key: Path) -> str:
+def render_inventory(fleet: Fleet, ssh_key: Path, user: str = "root") -> str:
     header = (f"# Written by tests/lab/lab.py from {fleet.source}; rewritten by every `lab.py up`.\n"
               "# Hosts are systemd-nspawn containers on this machine (see tests/lab/README.md).\n")
-    return header + yaml.safe_dump(build_inventory(fleet, ssh_key), sort_keys=False, default_flow_style=False)
+    if user != "root":
+        header += f"# Ansible logs in as {user}, who has no privilege but passwordless sudo, and becomes root.\n"
+    return header + yaml.safe_dump(build_inventory(fleet, ssh_key, user), sort_keys=False, default_flow_style=False)
 
 
 def etc_hosts(fleet: Fleet) -> str:
@@ -630,6 +643,11 @@ def build_image(rootfs: Path, recipe: dict[str, Any], certificates: dict[str, by
             step(["umount", str(rootfs / "proc")])
         chroot("systemctl", "mask", *recipe["masked_units"])
         chroot("systemctl", "enable", "ssh.service")
+        # The account users log in with on real hosts: unprivileged, root through sudo (Ansible's become).
+        # Its authorized key is the lab's, written into each host's overlay.
+        chroot("useradd", "--create-home", "--shell", "/bin/bash", "--uid", str(DEPLOY_UID), "--user-group",
+               DEPLOY_USER)
+        write_in_root(rootfs, f"/etc/sudoers.d/{DEPLOY_USER}", f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n", 0o440)
         # Per-host identity is written into each overlay; the image carries none.
         for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
             key.unlink()
@@ -1004,8 +1022,23 @@ def prepare_host(host: Host, fleet: Fleet, image: Path) -> Path:
                   f"ListenAddress {host.address}\nPermitRootLogin prohibit-password\nUseDNS no\n")
     write_in_root(merged, "/root/.ssh/authorized_keys", SSH_KEY.with_suffix(".pub").read_text(), 0o600)
     os.chmod(merged / "root/.ssh", 0o700)
+    home = f"/home/{DEPLOY_USER}"
+    write_in_root(merged, f"{home}/.ssh/authorized_keys", SSH_KEY.with_suffix(".pub").read_text(), 0o600)
+    uid, gid = account_ids(merged, DEPLOY_USER)
+    for path in (merged / home.lstrip("/") / ".ssh", merged / home.lstrip("/") / ".ssh/authorized_keys"):
+        os.chown(path, uid, gid, follow_symlinks=False)
+    os.chmod(merged / home.lstrip("/") / ".ssh", 0o700)
     run(["ssh-keygen", "-A", "-f", str(merged)], capture=True)
     return merged
+
+
+def account_ids(root: Path, name: str) -> tuple[int, int]:
+    """(uid, gid) of an account in a container root's /etc/passwd."""
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == name:
+            return int(fields[2]), int(fields[3])
+    raise LabError(f"{root}: no account {name} in /etc/passwd (an image built before it existed?); run `up` again")
 
 
 def address_in_use(address: str, port: int = 22) -> bool:
@@ -1190,7 +1223,9 @@ def command_up(fleet_path: Path, timeout: float) -> None:
             state["hosts"][name].update(info)
         save_state(state)
         INVENTORY_FILE.write_text(render_inventory(fleet, SSH_KEY))
-    log(f"lab up in {time.monotonic() - started:.1f}s ({len(booted)} booted); inventory: {INVENTORY_FILE}")
+        DEPLOY_INVENTORY_FILE.write_text(render_inventory(fleet, SSH_KEY, DEPLOY_USER))
+    log(f"lab up in {time.monotonic() - started:.1f}s ({len(booted)} booted); inventory: {INVENTORY_FILE} "
+        f"(as {DEPLOY_USER} with sudo: {DEPLOY_INVENTORY_FILE.name})")
     print_status(state)
 
 
@@ -1212,7 +1247,7 @@ def command_down() -> None:
             with contextlib.suppress(OSError):
                 empty.rmdir()
         remove_tree(HOSTS_DIR)
-        for path in (STATE_FILE, INVENTORY_FILE):
+        for path in (STATE_FILE, INVENTORY_FILE, DEPLOY_INVENTORY_FILE):
             path.unlink(missing_ok=True)
     log(f"lab down in {time.monotonic() - started:.1f}s" if names else "no lab running")
 

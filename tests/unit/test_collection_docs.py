@@ -12,7 +12,8 @@ import yaml
 
 COLLECTION = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
-FILTERS = ["interface_holding", "rolling_advance", "rolling_plan", "sha512_crypt", "topology", "vip_successors"]
+FILTERS = ["haproxy_ids", "interface_holding", "rolling_advance", "rolling_plan", "sha512_crypt", "topology",
+           "unknown_variables", "vip_successors"]
 ROLES = sorted(p.parent.parent.name for p in (COLLECTION / "roles").glob("*/meta/argument_specs.yml"))
 
 

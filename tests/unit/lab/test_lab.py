@@ -139,6 +139,32 @@ def test_inventory_groups_and_connection_vars():
     }
 
 
+def test_the_deploy_inventory_logs_in_unprivileged_and_becomes_root():
+    parsed = fleet(lb1=lb(), app1=app(1))
+    as_root = lab.build_inventory(parsed, KEY)["all"]["children"]
+    as_deploy = lab.build_inventory(parsed, KEY, lab.DEPLOY_USER)["all"]["children"]
+    for group, host in (("haproxy", "lb1"), ("wt", "app1")):
+        assert as_deploy[group]["hosts"][host] == {**as_root[group]["hosts"][host], "ansible_user": "deploy",
+                                                   "ansible_become": True}
+        assert "ansible_become" not in as_root[group]["hosts"][host]
+    text = lab.render_inventory(parsed, KEY, lab.DEPLOY_USER)
+    assert "logs in as deploy, who has no privilege but passwordless sudo" in text
+    assert yaml.safe_load(text) == lab.build_inventory(parsed, KEY, lab.DEPLOY_USER)
+
+
+def test_a_fleet_file_cannot_set_become():
+    assert "ansible_become" in error_of({"hosts": {"lb1": lb(vars={"ansible_become": False})}})
+
+
+def test_account_ids_are_read_from_the_containers_passwd(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                         "deploy:x:1000:1000::/home/deploy:/bin/bash\n")
+    assert lab.account_ids(tmp_path, "deploy") == (1000, 1000)
+    with pytest.raises(lab.LabError, match="no account nobody"):
+        lab.account_ids(tmp_path, "nobody")
+
+
 def test_load_balancers_bind_to_their_own_address_only():
     children = lab.build_inventory(fleet(lb1=lb(), app1=app(1)), KEY)["all"]["children"]
     assert children["haproxy"]["hosts"]["lb1"]["haproxy_bind_address"] == "127.0.10.1"
@@ -261,7 +287,7 @@ def test_recipe_hash_is_stable_and_covers_every_input():
 def test_recipe_names_the_required_packages():
     recipe = lab.image_recipe("trixie", {}, "")
     for package in ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv",
-                    "ca-certificates", "iproute2", "procps", "curl"):
+                    "ca-certificates", "iproute2", "procps", "curl", "sudo"):
         assert package in recipe["packages"]
     assert "haproxy" in recipe["prefetch"]
 

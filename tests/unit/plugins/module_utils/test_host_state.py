@@ -116,3 +116,27 @@ def test_the_running_interpreter_answers_for_itself_and_others_are_asked(tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path))
     assert hs.python_version(run, "python3", sys.executable, (3, 13, 1)) == "3.11" and asked[0][0] == str(other)
     assert hs.python_version(run, "no-such-python", sys.executable, (3, 13, 1)) is None
+
+
+DEBIAN_13 = """PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
+NAME="Debian GNU/Linux"
+VERSION_ID="13"
+VERSION="13 (trixie)"
+VERSION_CODENAME=trixie
+ID=debian
+HOME_URL="https://www.debian.org/"
+"""
+
+
+def test_os_release_is_read_from_etc_else_usr_lib(tmp_path):
+    etc, usr = tmp_path / "etc-os-release", tmp_path / "usr-os-release"
+    usr.write_text(DEBIAN_13)
+    assert hs.os_release((str(etc), str(usr))) == {"id": "debian", "version_id": "13",
+                                                   "pretty_name": "Debian GNU/Linux 13 (trixie)"}
+    etc.write_text("ID=ubuntu\nVERSION_ID='24.04'\nNAME=Ubuntu\n# a comment\nnot a line\n")
+    assert hs.os_release((str(etc), str(usr))) == {"id": "ubuntu", "version_id": "24.04", "pretty_name": "Ubuntu"}
+
+
+def test_a_host_that_says_nothing_has_an_empty_id(tmp_path):
+    assert hs.os_release((str(tmp_path / "none"),)) == {"id": "", "version_id": "", "pretty_name": "an unnamed system"}
+    assert hs.parse_os_release('PRETTY_NAME="A \\"quoted\\" \\\\ name"\n') == {"PRETTY_NAME": 'A "quoted" \\ name'}

@@ -15,7 +15,7 @@ def test_the_specifications_test_vector():
 @pytest.mark.parametrize("salt", ["a", "abcdef0123456789", "./AZaz09"])
 def test_agrees_with_openssl(password, salt):
     if not shutil.which("openssl"):
-        pytest.skip("openssl is not installed")
+        pytest.skip("missing tool: openssl is not installed (apt-get install openssl)")
     expected = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password.encode(),
                               capture_output=True, check=True).stdout.decode().strip()
     assert sha512_crypt(password, salt) == expected

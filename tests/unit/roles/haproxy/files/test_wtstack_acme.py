@@ -195,7 +195,8 @@ def test_renew_without_certbot_fails_saying_so_and_touches_nothing(tmp_path, mon
 
 # --- installing for HAProxy -------------------------------------------------------------------------
 
-needs_haproxy = pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy is not installed (.ci/run does)")
+needs_haproxy = pytest.mark.skipif(not shutil.which("haproxy"),
+                                   reason="missing tool: haproxy is not installed (apt-get install haproxy)")
 
 
 @needs_haproxy
