@@ -12,6 +12,7 @@ import importlib.util
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ class VipSampler:
     def __init__(self, balancers, vips, interval=0.1):
         self.balancers, self.vips, self.interval = list(balancers), list(vips), interval
         self.samples = []
+        self.evidence = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -66,9 +68,26 @@ class VipSampler:
                 if _libc.setns(home, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns back home failed")
                 self.samples.append((now, sample))
+                if any(sum(vip in held for held in sample.values()) > 1 for vip in self.vips):
+                    self.evidence.append((now, self._addresses()))
                 self._stop.wait(max(0.0, self.interval - (time.time() - now)))
         finally:
             os.close(home)
+
+    def _addresses(self):
+        """Each balancer's namespace (inode) and addresses, as `ip` lists them: the evidence kept for a
+        sample with two holders, to tell a real overlap from a misreading."""
+        found = {}
+        for lb in self.balancers:
+            path = f"/run/netns/{lab_py.netns_name(lb)}"
+            try:
+                inode = os.stat(path).st_ino
+            except OSError:
+                inode = None
+            listing = subprocess.run(["ip", "-n", lab_py.netns_name(lb), "-o", "-4", "addr", "show"],
+                                     capture_output=True, text=True, check=False).stdout
+            found[lb] = (inode, [line.split()[3] for line in listing.splitlines() if len(line.split()) > 3])
+        return found
 
     def _snapshot(self):
         """Every balancer's VIPs at one instant: the balancers are read one after the other, so a VIP

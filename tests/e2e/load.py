@@ -22,6 +22,7 @@ from wt_http import get_from_port, new_session, parse_page
 SIGNAL = re.compile(r'id="wtstack-increment" name="signal=([A-Za-z0-9_]+)"')
 REQUEST_TIMEOUT = 30  # longer than any pause a roll may cause; HAProxy's own server timeout is 60 s
 SLOW = 2.0
+HAPROXY_GET_RETRY_AFTER = 9.5  # the haproxy role's haproxy_timeout_server_get, 10 s, less the clock's slack
 STALL_SNAPSHOT_AFTER = 5.0  # a request still unanswered then is photographed while it hangs
 STALL_SNAPSHOTS = 3
 
@@ -159,7 +160,11 @@ class SessionLoad:
             record.session_id, record.signal, record.counter = new_id, fresh.signal, 0
         elif self.counting:
             counter = int(page.counter) if page.counter.isdigit() else -1
-            if counter == record.counter + 2 and replayed_click:
+            # Twice is no lost state when the click was sent twice: by this client after a failure it
+            # retried, or by HAProxy, which sends a GET again after haproxy_timeout_server_get (10 s) without
+            # an answer (retry-on response-timeout; a browser's clicks are POSTs, which it never resends).
+            resent = replayed_click or time.time() - started >= HAPROXY_GET_RETRY_AFTER
+            if counter == record.counter + 2 and resent:
                 record.replayed.append((started, base_url, record.session_id))
             elif counter != record.counter + 1:
                 record.counter_faults.append((started, base_url, record.counter, page.counter, record.session_id))

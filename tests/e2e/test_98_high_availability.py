@@ -222,6 +222,9 @@ def test_failover_keeps_every_session_and_its_state(ha):
           f"{cycles} failover and recovery cycles: {len(doubles)} with two holders, {len(gaps)} gaps over "
           f"{FAILOVER_GOAL[1.0]} s")
     assert cycles >= 20
+    for at, addresses in sampler.evidence:
+        print(f"  two holders at {time.strftime('%H:%M:%S', time.localtime(at))}.{int(at % 1 * 1000):03d}, "
+              f"each balancer's namespace and addresses right after: {addresses}")
     assert not doubles, doubles[:10]
     assert not gaps, gaps[:10]
     for interval, by_fault in results.items():
