@@ -857,6 +857,7 @@ def ensure_network(fleet: Fleet) -> None:
     """The bridge (with this machine's address on it), forwarding and NAT to the registries; idempotent."""
     network, bridge = fleet.network, bridge_name()
     gateway = f"{fleet.gateway}/{network.prefixlen}"
+    remove_stale_labs(network)
     taken = {name: address for name, address in addresses_in(network).items() if name != bridge}
     if taken:
         raise LabError(f"the fleet's network {network} is already in use on this machine "
@@ -877,6 +878,25 @@ def ensure_network(fleet: Fleet) -> None:
     undo["bridge"] = bridge
     save_network_file(undo)
     run(["nft", "-f", "-"], input=nat_ruleset(network, bridge), capture=True)
+
+
+def remove_stale_labs(network: ipaddress.IPv4Network) -> None:
+    """Another checkout's lab network left behind by a run that was killed (its containers are gone, its
+    bridge, namespaces and NAT table are not) gives way: nothing runs in it, and it holds our network."""
+    for name in addresses_in(network):
+        other = name.removeprefix("wtlab-")
+        if name == bridge_name() or not name.startswith("wtlab-") or len(other) != 8:
+            continue
+        if cgroup_pids(cgroup2_root() / "wtstack-lab" / other):
+            continue  # a lab that runs: ensure_network says whose network it is
+        log(f"  removing a stopped lab's network left behind: bridge {name} and its namespaces")
+        if NETNS_DIR.is_dir():
+            for path in NETNS_DIR.iterdir():
+                if path.name.startswith(f"{name}-"):
+                    ip("netns", "delete", path.name, check=False)
+        ip("link", "delete", name, check=False)
+        if shutil.which("nft"):
+            run(["nft", "delete", "table", "ip", f"wtlab_{other}"], check=False, capture=True)
 
 
 def load_network_file() -> dict[str, Any]:

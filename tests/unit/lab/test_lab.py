@@ -1,6 +1,9 @@
 """The pure parts of tests/lab/lab.py: fleet files, inventory, image recipe."""
 
 import importlib.util
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -378,3 +381,29 @@ def test_an_inotify_limit_that_cannot_be_raised_says_how(monkeypatch):
     with pytest.raises(lab.LabError, match=r"over the limit of 128 \(Permission denied\); raise it: "
                                            r"sysctl -w fs.inotify.max_user_instances=1024"):
         lab.ensure_inotify_instances(10)
+
+
+# ----------------------------------------------------------------------------- a killed run's network
+
+
+def test_a_stopped_labs_bridge_holding_the_network_gives_way_and_a_running_one_does_not(monkeypatch):
+    """A run killed before `lab.py down` (CI's machine keeps it) leaves another checkout's bridge holding
+    the fleet's network; with nothing running in that lab, `up` removes it instead of refusing."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("needs root and iproute2: it makes a bridge and a network namespace")
+    network = lab.ipaddress.IPv4Network("198.18.254.0/24")
+    stale, netns = "wtlab-0badcafe", "wtlab-0badcafe-host1"
+    try:
+        subprocess.run(["ip", "link", "add", stale, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", "198.18.254.1/24", "dev", stale], check=True)
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        monkeypatch.setattr(lab, "cgroup_pids", lambda cgroup: [1] if cgroup.name == "0badcafe" else [])
+        monkeypatch.setattr(lab, "cgroup2_root", lambda: Path("/sys/fs/cgroup"))
+        lab.remove_stale_labs(network)  # its lab runs (a process in its cgroup): left alone
+        assert lab.link_exists(stale) and (lab.NETNS_DIR / netns).exists()
+        monkeypatch.setattr(lab, "cgroup_pids", lambda cgroup: [])
+        lab.remove_stale_labs(network)
+        assert not lab.link_exists(stale) and not (lab.NETNS_DIR / netns).exists()
+    finally:
+        subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
+        subprocess.run(["ip", "link", "delete", stale], capture_output=True)
