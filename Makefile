@@ -20,8 +20,8 @@ LAB_CONFIG := $(CURDIR)/tests/lab/ansible.cfg
 DEMO_PACKAGES := python3-venv systemd-container debootstrap openssh-client ca-certificates
 TEST_PACKAGES := $(DEMO_PACKAGES) iproute2 nftables haproxy chromium chromium-driver wrk pebble openssl curl make
 
-.PHONY: help venv demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean \
-        demo-packages test-packages
+.PHONY: help venv links demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan \
+        bench clean demo-packages test-packages
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
@@ -33,7 +33,18 @@ help:
 	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed links
+
+# The checkout as the collection wtstack.fleet without installing it: collections/ (adjacent to
+# site.yml; tests/lab/ansible.cfg's collections_path, sys.path of tests/conftest.py and bench/) and
+# playbooks/collections (adjacent to playbooks/*.yml). Made at run time, as tests/conftest.py makes
+# them too, and ignored by git: a tracked link to a directory fails ansible-test's sanity in a git
+# checkout, and the checkout's ansible.cfg naming one as collections_path made
+# `ansible-galaxy collection install .` find the collection installed already.
+links:
+	@mkdir -p collections/ansible_collections/wtstack
+	@ln -sfn ../../.. collections/ansible_collections/wtstack/fleet
+	@ln -sfn ../collections playbooks/collections
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -96,15 +107,15 @@ $(OLDEST)/.installed: requirements-oldest.txt
 	touch $@
 
 # Everything but the lab, on the oldest ansible-core in the support range.
-compat: $(OLDEST)/.installed
+compat: $(OLDEST)/.installed links
 	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(OLDEST)/bin/pytest --durations=10 tests/unit/plugins tests/unit/test_collection_docs.py tests/integration
 
 lint: venv
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
 
-# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, and the checkout's own
-# collections/ansible_collections/wtstack/fleet is a symlink, which it resolves away. So sanity runs
+# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, which the checkout need
+# not be (its collections/ link is one ansible-test resolves away). So sanity runs
 # on a copy of the checkout (every file git tracks or would: bench/ and tests/ too, as a collection's
 # own CI tests its repository) and units on the built tarball (what users install), both outside the
 # checkout: inside it, ansible-test would list files with the checkout's git, which ignores them.

@@ -179,7 +179,9 @@ def test_plan_writes_what_one_template_task_per_file_writes(tmp_path):
     assert not (tmp_path / "plan").exists(), "plan.yml --check wrote files"
     plan = run_plan(inventory, tmp_path / "plan")
     assert plan.returncode == 0, plan.stdout[-3000:]
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    # Not a playbook of playbooks/ (whose adjacent collections are the checkout): the checkout's link by path.
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections")}
     reference = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "tests/integration/plan_by_template_tasks.yml"),
          "-e", f"plan_dir={tmp_path / 'reference'}", "-e", f"roles_dir={REPO / 'roles'}"],
