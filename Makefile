@@ -30,7 +30,7 @@ help:
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
 	@echo "make lint        ansible-lint (production) and changelog lint"
-	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
+	@echo "make sanity      ansible-test sanity on a copy of the checkout (SANITY_FROM=clone: a git clone), units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
 venv: $(VENV)/.installed links
@@ -115,10 +115,12 @@ lint: venv
 	$(BIN)/antsibull-changelog lint
 
 # ansible-test needs the collection at .../ansible_collections/wtstack/fleet, which the checkout need
-# not be (its collections/ link is one ansible-test resolves away). So sanity runs
-# on a copy of the checkout (every file git tracks or would: bench/ and tests/ too, as a collection's
-# own CI tests its repository) and units on the built tarball (what users install), both outside the
-# checkout: inside it, ansible-test would list files with the checkout's git, which ignores them.
+# not be. So sanity runs on a copy of the checkout at such a path (bench/ and tests/ too, as a
+# collection's own CI tests its repository), units on the tarball built from that copy (what users
+# install). SANITY_FROM=worktree (the default) copies every file git tracks or would, uncommitted
+# changes included; SANITY_FROM=clone takes a git clone of HEAD instead, in which ansible-test lists
+# the files with git, exactly as collection CI runs it on a checkout.
+SANITY_FROM ?= worktree
 COLLECTION_BUILD ?= /tmp/wtstack-fleet-collection
 COLLECTION_TREE := $(COLLECTION_BUILD)/ansible_collections/wtstack/fleet
 CHECKOUT_TREE := $(COLLECTION_BUILD)/checkout/ansible_collections/wtstack/fleet
@@ -128,12 +130,19 @@ ANSIBLE_TEST = PATH=$(CURDIR)/$(BIN):$$PATH ansible-test
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
 collection: venv
-	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE) $(CHECKOUT_TREE)
-	$(BIN)/ansible-galaxy collection build --force --output-path $(COLLECTION_BUILD)
-	tar -xzf $(COLLECTION_BUILD)/wtstack-fleet-*.tar.gz -C $(COLLECTION_TREE)
+	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE) $(dir $(CHECKOUT_TREE))
+ifeq ($(SANITY_FROM),clone)
+	git clone --quiet --no-hardlinks $(CURDIR) $(CHECKOUT_TREE)
+else ifeq ($(SANITY_FROM),worktree)
+	mkdir -p $(CHECKOUT_TREE)
 	git ls-files -z --cached --others --exclude-standard \
 	  | xargs -0 sh -c 'for f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh \
 	  | xargs -0 cp --parents --no-dereference -t $(CHECKOUT_TREE)
+else
+	$(error SANITY_FROM is worktree or clone, not $(SANITY_FROM))
+endif
+	cd $(CHECKOUT_TREE) && $(CURDIR)/$(BIN)/ansible-galaxy collection build --force --output-path $(COLLECTION_BUILD)
+	tar -xzf $(COLLECTION_BUILD)/wtstack-fleet-*.tar.gz -C $(COLLECTION_TREE)
 
 sanity: collection
 	test -e $(GET_PIP_CACHE) || install -D -m 0644 tests/sanity/get_pip_offline.py $(GET_PIP_CACHE)
