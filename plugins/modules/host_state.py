@@ -8,8 +8,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: host_state
-short_description: Read many paths, packages, accounts and a virtualenv's requirement in one invocation
+short_description: Internal to the wt_app role - read many paths, packages and accounts in one run
 description:
+  - B(Internal) to wtstack.fleet, not public API - a helper of the wt_app role.
   - Reads, in one module run, what a role is about to manage on a host, so that the role runs
     M(ansible.builtin.file), M(ansible.builtin.template), M(ansible.builtin.apt), M(ansible.builtin.user),
     M(ansible.builtin.pip) ... only for what differs. Each module run costs an SSH round trip and a
@@ -74,6 +75,9 @@ attributes:
     support: none
   platform:
     platforms: debian
+notes:
+  - Internal to wtstack.fleet - its options and results may change in any release, without deprecation.
+    Use the role rather than this module in your own plays.
 seealso:
   - module: ansible.builtin.stat
   - module: ansible.builtin.package_facts
