@@ -18,7 +18,7 @@ description:
     that manages twenty things then costs one instead of twenty.
   - Also returns what the host's os-release file says it runs.
   - Changes nothing; works the same in check mode.
-version_added: 0.2.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:

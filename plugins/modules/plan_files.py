@@ -25,7 +25,7 @@ description:
     sees half a file); directories are created with mode C(0755). Files that are not in O(files) are
     left alone.
   - Runs on the controller only and never opens a connection to the host.
-version_added: 0.2.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:

@@ -33,7 +33,7 @@ description:
     it started is restarted. Releases no instance runs are then removed, the most recent kept until
     O(releases_kept) remain, so the previous one is there for a rollback.
   - Reads all units with one C(systemctl show); needs systemd 248 or later (Debian 12 and 13).
-version_added: 0.2.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:
