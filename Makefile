@@ -29,7 +29,7 @@ help:
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
-	@echo "make lint        ansible-lint (production) and changelog lint"
+	@echo "make lint        ansible-lint (production), changelog lint and a trial release"
 	@echo "make sanity      ansible-test sanity on a copy of the checkout (SANITY_FROM=clone: a git clone), units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
@@ -111,9 +111,12 @@ compat: $(OLDEST)/.installed links
 	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(OLDEST)/bin/pytest --durations=10 tests/unit/plugins tests/unit/test_collection_docs.py tests/integration
 
 # Offline, ansible-lint does not install the collection it runs in: it finds it through the link.
+# tests/changelog_release.py: a trial release of the changelog in a temporary copy (every module, filter,
+# role and playbook listed once, no markup printed as is).
 lint: venv
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections $(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tests/changelog_release.py
 
 # ansible-test needs the collection at .../ansible_collections/wtstack/fleet, which the checkout need
 # not be. So sanity runs on a copy of the checkout at such a path (bench/ and tests/ too, as a
