@@ -29,7 +29,7 @@ help:
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
-	@echo "make lint        ansible-lint (production), changelog lint and a trial release"
+	@echo "make lint        ansible-lint (production), changelog lint and a trial release, ruff"
 	@echo "make sanity      ansible-test sanity on a copy of the checkout (SANITY_FROM=clone: a git clone), units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
@@ -117,6 +117,7 @@ lint: venv
 	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections $(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tests/changelog_release.py
+	$(BIN)/ruff check .
 
 # ansible-test needs the collection at .../ansible_collections/wtstack/fleet, which the checkout need
 # not be. So sanity runs on a copy of the checkout at such a path (bench/ and tests/ too, as a

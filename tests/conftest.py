@@ -25,7 +25,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Link (relative to the root) -> its target (relative to the link's directory).
-CHECKOUT_LINKS = {"collections/ansible_collections/wtstack/fleet": "../../..", "playbooks/collections": "../collections"}
+CHECKOUT_LINKS = {"collections/ansible_collections/wtstack/fleet": "../../..",
+                  "playbooks/collections": "../collections"}
 
 
 def collections_root():

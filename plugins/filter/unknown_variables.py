@@ -75,6 +75,8 @@ from ansible_collections.wtstack.fleet.plugins.plugin_utils.role_variables impor
     PREFIXES,
     VariableNamesError,
     read_known_names,
+)
+from ansible_collections.wtstack.fleet.plugins.plugin_utils.role_variables import (
     unknown_variables as _unknown_variables,
 )
 

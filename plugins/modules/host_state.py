@@ -101,7 +101,8 @@ EXAMPLES = r"""
     dest: /etc/wtstack/wt/app.env
     mode: "0600"
   when: >-
-    wt_host.paths['/etc/wtstack/wt/app.env'].checksum | default('') != lookup('ansible.builtin.template', 'app.env.j2') | hash('sha1')
+    wt_host.paths['/etc/wtstack/wt/app.env'].checksum | default('')
+    != lookup('ansible.builtin.template', 'app.env.j2') | hash('sha1')
     or wt_host.paths['/etc/wtstack/wt/app.env'].mode | default('') != '0600'
 """
 

@@ -188,7 +188,8 @@ def test_plan_writes_what_one_template_task_per_file_writes(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert reference.returncode == 0, reference.stdout[-3000:]
     planned, expected = rendered_tree(tmp_path / "plan"), rendered_tree(tmp_path / "reference")
-    assert len([name for name, (dummy, content) in expected.items() if content is not None]) == 2 * 3 + 3 * 4 + 3 + 2 + 1
+    rendered = [name for name, (dummy, content) in expected.items() if content is not None]
+    assert len(rendered) == 2 * 3 + 3 * 4 + 3 + 2 + 1
     assert planned.keys() == expected.keys()
     assert [name for name in expected if planned[name] != expected[name]] == []
 
