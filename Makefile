@@ -20,8 +20,8 @@ LAB_CONFIG := $(CURDIR)/tests/lab/ansible.cfg
 DEMO_PACKAGES := python3-venv systemd-container debootstrap openssh-client ca-certificates
 TEST_PACKAGES := $(DEMO_PACKAGES) iproute2 nftables haproxy chromium chromium-driver wrk pebble openssl curl make
 
-.PHONY: help venv demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean \
-        demo-packages test-packages
+.PHONY: help venv links demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan \
+        bench clean demo-packages test-packages
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
@@ -29,11 +29,22 @@ help:
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
-	@echo "make lint        ansible-lint (production) and changelog lint"
-	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
+	@echo "make lint        ansible-lint (production), changelog lint and a trial release, ruff"
+	@echo "make sanity      ansible-test sanity on a copy of the checkout (SANITY_FROM=clone: a git clone), units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed links
+
+# The checkout as the collection wtstack.fleet without installing it: collections/ (adjacent to
+# site.yml; tests/lab/ansible.cfg's collections_path, sys.path of tests/conftest.py and bench/) and
+# playbooks/collections (adjacent to playbooks/*.yml). Made at run time, as tests/conftest.py makes
+# them too, and ignored by git: a tracked link to a directory fails ansible-test's sanity in a git
+# checkout, and the checkout's ansible.cfg naming one as collections_path made
+# `ansible-galaxy collection install .` find the collection installed already.
+links:
+	@mkdir -p collections/ansible_collections/wtstack
+	@ln -sfn ../../.. collections/ansible_collections/wtstack/fleet
+	@ln -sfn ../collections playbooks/collections
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -96,18 +107,25 @@ $(OLDEST)/.installed: requirements-oldest.txt
 	touch $@
 
 # Everything but the lab, on the oldest ansible-core in the support range.
-compat: $(OLDEST)/.installed
+compat: $(OLDEST)/.installed links
 	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(OLDEST)/bin/pytest --durations=10 tests/unit/plugins tests/unit/test_collection_docs.py tests/integration
 
+# Offline, ansible-lint does not install the collection it runs in: it finds it through the link.
+# tests/changelog_release.py: a trial release of the changelog in a temporary copy (every module, filter,
+# role and playbook listed once, no markup printed as is).
 lint: venv
-	$(BIN)/ansible-lint
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/collections $(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tests/changelog_release.py
+	$(BIN)/ruff check .
 
-# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, and the checkout's own
-# collections/ansible_collections/wtstack/fleet is a symlink, which it resolves away. So sanity runs
-# on a copy of the checkout (every file git tracks or would: bench/ and tests/ too, as a collection's
-# own CI tests its repository) and units on the built tarball (what users install), both outside the
-# checkout: inside it, ansible-test would list files with the checkout's git, which ignores them.
+# ansible-test needs the collection at .../ansible_collections/wtstack/fleet, which the checkout need
+# not be. So sanity runs on a copy of the checkout at such a path (bench/ and tests/ too, as a
+# collection's own CI tests its repository), units on the tarball built from that copy (what users
+# install). SANITY_FROM=worktree (the default) copies every file git tracks or would, uncommitted
+# changes included; SANITY_FROM=clone takes a git clone of HEAD instead, in which ansible-test lists
+# the files with git, exactly as collection CI runs it on a checkout.
+SANITY_FROM ?= worktree
 COLLECTION_BUILD ?= /tmp/wtstack-fleet-collection
 COLLECTION_TREE := $(COLLECTION_BUILD)/ansible_collections/wtstack/fleet
 CHECKOUT_TREE := $(COLLECTION_BUILD)/checkout/ansible_collections/wtstack/fleet
@@ -117,12 +135,19 @@ ANSIBLE_TEST = PATH=$(CURDIR)/$(BIN):$$PATH ansible-test
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 
 collection: venv
-	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE) $(CHECKOUT_TREE)
-	$(BIN)/ansible-galaxy collection build --force --output-path $(COLLECTION_BUILD)
-	tar -xzf $(COLLECTION_BUILD)/wtstack-fleet-*.tar.gz -C $(COLLECTION_TREE)
+	rm -rf $(COLLECTION_BUILD) && mkdir -p $(COLLECTION_TREE) $(dir $(CHECKOUT_TREE))
+ifeq ($(SANITY_FROM),clone)
+	git clone --quiet --no-hardlinks $(CURDIR) $(CHECKOUT_TREE)
+else ifeq ($(SANITY_FROM),worktree)
+	mkdir -p $(CHECKOUT_TREE)
 	git ls-files -z --cached --others --exclude-standard \
 	  | xargs -0 sh -c 'for f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh \
 	  | xargs -0 cp --parents --no-dereference -t $(CHECKOUT_TREE)
+else
+	$(error SANITY_FROM is worktree or clone, not $(SANITY_FROM))
+endif
+	cd $(CHECKOUT_TREE) && $(CURDIR)/$(BIN)/ansible-galaxy collection build --force --output-path $(COLLECTION_BUILD)
+	tar -xzf $(COLLECTION_BUILD)/wtstack-fleet-*.tar.gz -C $(COLLECTION_TREE)
 
 sanity: collection
 	test -e $(GET_PIP_CACHE) || install -D -m 0644 tests/sanity/get_pip_offline.py $(GET_PIP_CACHE)

@@ -2,7 +2,7 @@
 design (a backend per instance, found by a map), the previous one (one backend, use-server by
 map) and the 2010 seed's (a backend and two ACLs per instance).
 
-    .venv/bin/python bench/run.py            # full run (the Ansible part boots the lab: root): docs/benchmarks.md + .png
+    .venv/bin/python bench/run.py            # full run (the Ansible part boots the lab: root): docs/benchmarks.md, .png
     .venv/bin/python bench/run.py --quick    # smoke run, about 20 seconds, small fleets
     .venv/bin/python bench/run.py --haproxy-suite trixie --sections routing   # the routing part with HAProxy 3.0
 

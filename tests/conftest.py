@@ -1,8 +1,13 @@
 """Makes `ansible_collections.wtstack.fleet` importable from the checkout, runs modules in-process, and
 turns a skip for a missing tool into a failure under `make test`.
 
-collections/ansible_collections/wtstack/fleet is a symlink to the repository root, the same
-path ansible.cfg gives Ansible, so tests import exactly what playbooks run.
+A tree at .../ansible_collections/wtstack/fleet (ansible-test, an installed collection, collection CI's
+checkout) is importable through its parents. A checkout elsewhere gets two links at run time, which git
+ignores (a tracked link to a directory fails ansible-test's sanity, and one in a collections path makes
+`ansible-galaxy collection install .` a no-op): collections/ansible_collections/wtstack/fleet to the
+checkout's root, and playbooks/collections to collections/, the playbook-adjacent collections of
+site.yml and playbooks/*.yml. Tests import and playbooks run exactly the checkout's code. The Makefile
+makes the same links (target links).
 
 A test that cannot run without a program of this machine skips with a reason that starts with
 MISSING_TOOL ("missing tool: haproxy ..."), one that needs root (the lab) with NOT_ROOT. `make test`
@@ -19,7 +24,28 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "collections"))
+# Link (relative to the root) -> its target (relative to the link's directory).
+CHECKOUT_LINKS = {"collections/ansible_collections/wtstack/fleet": "../../..",
+                  "playbooks/collections": "../collections"}
+
+
+def collections_root():
+    """The directory whose ansible_collections/wtstack/fleet is this tree, its links made if need be."""
+    if REPO.parent.parent.name == "ansible_collections":
+        return REPO.parents[2]
+    for name, target in CHECKOUT_LINKS.items():
+        link = REPO / name
+        if link.is_symlink() and os.readlink(link) == target:
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        staged = link.with_name(f".{link.name}.{os.getpid()}")
+        staged.unlink(missing_ok=True)
+        staged.symlink_to(target)
+        staged.replace(link)  # atomic: another process may be making the same link
+    return REPO / "collections"
+
+
+sys.path.insert(0, str(collections_root()))
 
 try:  # ansible-core >= 2.19
     from ansible.module_utils.testing import patch_module_args

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: haproxy_ids
 author: wtstack.fleet contributors (@wtstack)
-version_added: "0.3.0"
+version_added: "1.0.0"
 short_description: The HAProxy ids of backend wt and of its placement servers
 description:
   - Returns the numeric ids (HAProxy's C(id) keyword) the haproxy role gives backend C(wt) and each

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: sha512_crypt
 author: wtstack.fleet contributors (@wtstack)
-version_added: "0.2.0"
+version_added: "1.0.0"
 short_description: Hash a password as SHA-512 crypt (C($6$)) with a given salt, without passlib
 description:
   - Returns the C($6$<salt>$<hash>) string that crypt(3) checks, for example in a HAProxy C(userlist)

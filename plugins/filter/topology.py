@@ -150,7 +150,7 @@ _value:
       description: Every load balancer, in inventory order.
       type: list
       elements: dict
-      version_added: "0.2.0"
+      version_added: "1.0.0"
       contains:
         host:
           description: Inventory name of the load balancer.
@@ -175,12 +175,12 @@ _value:
       description: The C(proxy_address) of every load balancer, in inventory order.
       type: list
       elements: str
-      version_added: "0.2.0"
+      version_added: "1.0.0"
     vips:
       description: The floating VIPs, in C(haproxy_vips) order; empty without C(haproxy_vips).
       type: list
       elements: dict
-      version_added: "0.2.0"
+      version_added: "1.0.0"
       contains:
         address:
           description: The VIP, without a prefix length.

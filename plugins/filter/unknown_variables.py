@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: unknown_variables
 author: wtstack.fleet contributors (@wtstack)
-version_added: "0.3.0"
+version_added: "1.0.0"
 short_description: Find the fleet's variables that look like the collection's but are none of them
 description:
   - Looks at every variable of every host of the load balancer and Wt application host groups whose
@@ -75,6 +75,8 @@ from ansible_collections.wtstack.fleet.plugins.plugin_utils.role_variables impor
     PREFIXES,
     VariableNamesError,
     read_known_names,
+)
+from ansible_collections.wtstack.fleet.plugins.plugin_utils.role_variables import (
     unknown_variables as _unknown_variables,
 )
 

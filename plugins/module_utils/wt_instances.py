@@ -292,7 +292,8 @@ class Host:
     def known_units(self):
         """Instance units this host has: loaded, enabled (a wants symlink) or with a settings file."""
         names = set()
-        dummy, out, dummy = self.systemctl("list-units", "--all", "--plain", "--no-legend", "--type=service", "wt@*.service")
+        dummy, out, dummy = self.systemctl("list-units", "--all", "--plain", "--no-legend", "--type=service",
+                                           "wt@*.service")
         for line in out.splitlines():
             # A failed or missing unit may come after a status bullet, even with --plain.
             names.update(word for word in line.split()[:2] if UNIT_PATTERN.match(word))
@@ -383,7 +384,8 @@ def file_state(path):
         return FileState(content=b"\0not a regular file", mode=stat.S_IMODE(info.st_mode), ctime=info.st_ctime)
     with open(path, "rb") as handle:
         content = handle.read()
-    return FileState(content, stat.S_IMODE(info.st_mode), user_name(info.st_uid), group_name(info.st_gid), info.st_ctime)
+    return FileState(content, stat.S_IMODE(info.st_mode), user_name(info.st_uid), group_name(info.st_gid),
+                     info.st_ctime)
 
 
 def newest_change(files, trees):

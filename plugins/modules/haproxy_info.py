@@ -43,7 +43,7 @@ options:
         naming those there are none of. Mutually exclusive with O(server).
     type: list
     elements: str
-    version_added: 0.3.0
+    version_added: 1.0.0
   vips:
     description:
       - Also report this balancer's view of these floating VIPs (RV(vrrp)) - the topology's C(wtstack_topology.vips),
@@ -63,6 +63,7 @@ options:
     default: /var/lib/wtstack/vrrp
     version_added: 1.0.0
   raw:
+    version_added: 1.0.0
     description:
       - List every HAProxy server as HAProxy does, each instance's own backend with its C(ws) and relay
         servers included, instead of one row per instance.
@@ -116,6 +117,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 vrrp:
+  version_added: 1.0.0
   description: With O(vips), this balancer's view of each VIP, in the order given.
   returned: when vips is given
   type: list
@@ -254,12 +256,14 @@ servers:
       type: int
       sample: 17
     own_backend:
+      version_added: 1.0.0
       description:
         - On a Wt instance's row, the backend its sessions are routed to (the health checked server's);
           null on any other server.
       type: str
       sample: wt.app1-9090
     tracks:
+      version_added: 1.0.0
       description: The C(backend/server) whose state this server follows (C(track) in haproxy.cfg), else null.
       type: str
       sample: wt.app1-9090/app1-9090

@@ -52,6 +52,7 @@ options:
       - Exactly one of O(server) and O(servers) is required.
     type: str
   servers:
+    version_added: 1.0.0
     description:
       - Names of several servers of O(backend), acted on and waited for together. An empty list does nothing.
       - The result then lists them under RV(servers) instead of at its top level.
@@ -74,6 +75,7 @@ options:
       - Backends with a static algorithm (for example C(balance source)) only accept 0 and the configured weight.
     type: str
   drain_wait:
+    version_added: 1.0.0
     description:
       - With O(state=maint) only. Before taking the servers out, put those still in ready in drain and
         wait, at most O(drain_timeout) seconds, until they are V(drained) or V(quiet) (see O(wait)).
@@ -85,10 +87,12 @@ options:
     choices: [none, drained, quiet]
     default: none
   drain_timeout:
+    version_added: 1.0.0
     description: Seconds O(drain_wait) waits at most.
     type: float
     default: 30
   drain_quiet:
+    version_added: 1.0.0
     description: The O(quiet) of O(drain_wait), in seconds.
     type: int
     default: 2
@@ -115,6 +119,7 @@ options:
     type: int
     default: 2
   hold:
+    version_added: 1.0.0
     description:
       - Seconds the O(wait) condition must keep holding once reached, for example how long an
         instance must stay up (a canary). If it stops holding meanwhile, the wait ends unreached
@@ -124,6 +129,7 @@ options:
     type: float
     default: 0
   reached_state:
+    version_added: 1.0.0
     description:
       - Once O(wait) is reached, put each server that reached it in this state, in one exchange for all of
         them; servers that did not reach it stay in O(state). For example V(ready) after O(state=drain) and
@@ -236,6 +242,7 @@ server:
   type: str
   sample: app1-9090
 servers:
+  version_added: 1.0.0
   description: One entry per server of O(servers), in that order, each with RV(before), RV(after), RV(wait),
     RV(drain) and its own C(commands) and C(server), as they are described here for O(server).
   returned: with O(servers)
@@ -246,6 +253,7 @@ servers:
        after: {admin_state: maint, scur: 1}, drain: {reached: false, reason: "timed out after 30 s: ..."},
        wait: {reached: true, reason: "no request in flight or queued; 1 WebSocket(s) open, ..."}}
 failed_servers:
+  version_added: 1.0.0
   description: With O(servers), the servers that did not reach O(wait).
   returned: when a wait failed
   type: list
@@ -270,6 +278,7 @@ after:
   type: dict
   sample: {admin_state: drain, status: DRAIN, weight: 100, scur: 0, qcur: 0, lastsess: 12}
 drain:
+  version_added: 1.0.0
   description: With O(drain_wait), the outcome of draining before maint (same keys as RV(wait)); a drain
     that timed out is not a failure.
   returned: when O(drain_wait) is not V(none), the server was in ready and not in check mode

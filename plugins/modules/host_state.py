@@ -8,8 +8,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: host_state
-short_description: Read many paths, packages, accounts and a virtualenv's requirement in one invocation
+short_description: Internal to the wt_app role - read many paths, packages and accounts in one run
 description:
+  - B(Internal) to wtstack.fleet, not public API - a helper of the wt_app role.
   - Reads, in one module run, what a role is about to manage on a host, so that the role runs
     M(ansible.builtin.file), M(ansible.builtin.template), M(ansible.builtin.apt), M(ansible.builtin.user),
     M(ansible.builtin.pip) ... only for what differs. Each module run costs an SSH round trip and a
@@ -17,7 +18,7 @@ description:
     that manages twenty things then costs one instead of twenty.
   - Also returns what the host's os-release file says it runs.
   - Changes nothing; works the same in check mode.
-version_added: 0.2.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:
@@ -74,6 +75,9 @@ attributes:
     support: none
   platform:
     platforms: debian
+notes:
+  - Internal to wtstack.fleet - its options and results may change in any release, without deprecation.
+    Use the role rather than this module in your own plays.
 seealso:
   - module: ansible.builtin.stat
   - module: ansible.builtin.package_facts
@@ -97,7 +101,8 @@ EXAMPLES = r"""
     dest: /etc/wtstack/wt/app.env
     mode: "0600"
   when: >-
-    wt_host.paths['/etc/wtstack/wt/app.env'].checksum | default('') != lookup('ansible.builtin.template', 'app.env.j2') | hash('sha1')
+    wt_host.paths['/etc/wtstack/wt/app.env'].checksum | default('')
+    != lookup('ansible.builtin.template', 'app.env.j2') | hash('sha1')
     or wt_host.paths['/etc/wtstack/wt/app.env'].mode | default('') != '0600'
 """
 

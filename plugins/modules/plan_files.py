@@ -10,8 +10,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: plan_files
-short_description: Render a host's templates into a directory on the controller, in one task
+short_description: Internal to the plan playbook - render a host's templates into a directory, in one task
 description:
+  - B(Internal) to wtstack.fleet, not public API - a helper of the roles' C(plan) entry points, which the
+    playbook C(wtstack.fleet.plan) runs.
   - Renders every template of O(files) exactly as M(ansible.builtin.template) would render it for this
     host (the same variables, C(ansible_managed), search path and Jinja settings), and writes the result
     to O(root) on the controller, at O(root)/<absolute path on the host>. This is what
@@ -23,7 +25,7 @@ description:
     sees half a file); directories are created with mode C(0755). Files that are not in O(files) are
     left alone.
   - Runs on the controller only and never opens a connection to the host.
-version_added: 0.2.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:
@@ -75,6 +77,8 @@ attributes:
   platform:
     platforms: posix
 notes:
+  - Internal to wtstack.fleet - its options and results may change in any release, without deprecation.
+    Use the playbook rather than this module in your own plays.
   - The rendering follows the template action of the running ansible-core (2.17 to 2.19); the
     collection's rendering test compares this module's output with M(ansible.builtin.template)'s, byte for byte.
 seealso:

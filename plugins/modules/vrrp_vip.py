@@ -112,7 +112,13 @@ move_seconds:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wtstack.fleet.plugins.module_utils.vrrp import Host, VrrpError, make_candidate, release, wait_held
+from ansible_collections.wtstack.fleet.plugins.module_utils.vrrp import (
+    Host,
+    VrrpError,
+    make_candidate,
+    release,
+    wait_held,
+)
 
 
 def main():

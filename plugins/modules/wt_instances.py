@@ -8,8 +8,9 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: wt_instances
-short_description: Converge a host's Wt instances (settings files and systemd units) in one step
+short_description: Internal to the wt_app role - converge a host's Wt instances in one step
 description:
+  - B(Internal) to wtstack.fleet, not public API - a helper of the wt_app role.
   - Makes every instance of O(instances) what it should be, in one invocation whatever their number -
     its settings file C(<settings_dir>/<port>.env) holds O(instances[].settings) with the given owner,
     group and mode, and its unit C(wt@<port>.service) is enabled and running.
@@ -32,7 +33,7 @@ description:
     it started is restarted. Releases no instance runs are then removed, the most recent kept until
     O(releases_kept) remain, so the previous one is there for a rollback.
   - Reads all units with one C(systemctl show); needs systemd 248 or later (Debian 12 and 13).
-version_added: 0.2.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:
@@ -167,6 +168,9 @@ attributes:
     details: The settings files' changes, and one line per unit action.
   platform:
     platforms: posix
+notes:
+  - Internal to wtstack.fleet - its options and results may change in any release, without deprecation.
+    Use the role rather than this module in your own plays.
 seealso:
   - module: ansible.builtin.systemd_service
 """

@@ -222,7 +222,7 @@ class Lab:
 def install_collection(workdir):
     """Build the collection tarball and install it into a fresh collections path, as a user would."""
     galaxy = str(BIN / "ansible-galaxy")
-    # Not the checkout's ansible.cfg: through its collections_path, wtstack.fleet counts as installed already.
+    # Without the ANSIBLE_* settings make exports (ANSIBLE_CONFIG): installed as a user installs the tarball.
     env = {name: value for name, value in os.environ.items() if not name.startswith("ANSIBLE_")}
     subprocess.run([galaxy, "collection", "build", "--force", "--output-path", str(workdir)], cwd=REPO,
                    env=env, check=True, capture_output=True, text=True)

@@ -8,6 +8,7 @@ gone (powered off) holds nothing.
 """
 
 import ctypes
+import http.client
 import importlib.util
 import os
 import socket
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import http.client
 from dataclasses import dataclass, field
 from pathlib import Path
 

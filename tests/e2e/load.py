@@ -10,11 +10,10 @@ carried an unknown id, so the client then does what Wt's JavaScript does in a br
 reloads the page, i.e. starts a new session, and carries on with that one.
 """
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
-
-import re
 
 from wt_http import get_from_port, new_session, parse_page
 

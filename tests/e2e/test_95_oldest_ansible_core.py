@@ -17,7 +17,8 @@ def oldest_version():
     """The pinned oldest version, checked against what .venv-oldest runs."""
     assert (OLDEST_BIN / "ansible-playbook").exists(), "no .venv-oldest: run `make compat` first"
     pinned = re.search(r"^ansible-core==(\S+)", (REPO / "requirements-oldest.txt").read_text(), re.M).group(1)
-    reported = subprocess.run([str(OLDEST_BIN / "ansible-playbook"), "--version"], capture_output=True, text=True, check=False)
+    reported = subprocess.run([str(OLDEST_BIN / "ansible-playbook"), "--version"], capture_output=True, text=True,
+                              check=False)
     assert f"[core {pinned}]" in reported.stdout, reported.stdout
     return pinned
 

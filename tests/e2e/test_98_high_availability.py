@@ -137,7 +137,7 @@ def failover_cycles(lab, sampler, probers, load, interval):
             settled(lab, sampler)
             holder = vip.holder
             struck = getattr(faults, fault)(holder)
-            wait_until(lambda: sampler.holder_now(vip.address) not in (None, holder), 15,
+            wait_until(lambda vip=vip, holder=holder: sampler.holder_now(vip.address) not in (None, holder), 15,
                        f"{vip.address} to leave {holder} after {fault}")
             time.sleep(1.5)
             answered = probers[vip.address].answered_again(struck)
@@ -145,7 +145,8 @@ def failover_cycles(lab, sampler, probers, load, interval):
                          if holding and holder not in holding) - struck
             getattr(faults, f"undo_{fault}")(holder)
             undone = time.time()
-            wait_until(lambda: sampler.holder_now(vip.address) == holder, 60, f"{vip.address} back on {holder}")
+            wait_until(lambda vip=vip, holder=holder: sampler.holder_now(vip.address) == holder, 60,
+                       f"{vip.address} back on {holder}")
             back = time.time()
             time.sleep(0.5)
             failover_failed = load.failures_between(struck - 0.5, undone)
@@ -153,7 +154,8 @@ def failover_cycles(lab, sampler, probers, load, interval):
             results[fault].append({"vip": vip.address, "holder": holder, "answered": answered, "moved": moved,
                                    "returned": back - undone, "failover_failed": failover_failed,
                                    "return_failed": return_failed,
-                                   "failed_probes_on_return": probers[vip.address].failures_between(undone, back + 0.5)})
+                                   "failed_probes_on_return":
+                                       probers[vip.address].failures_between(undone, back + 0.5)})
             print(f"  {time.strftime('%H:%M:%S', time.localtime(struck))} advert {interval:g}s {fault:<19} "
                   f"{vip.address} from {holder}: answered again after "
                   f"{answered if answered is None else round(answered, 2)} s (on the other balancer after "
@@ -230,7 +232,8 @@ def test_failover_keeps_every_session_and_its_state(ha):
     for interval, by_fault in results.items():
         for fault, fault_cycles in by_fault.items():
             for cycle in fault_cycles:
-                assert cycle["answered"] is not None and cycle["answered"] <= FAILOVER_GOAL[interval], (interval, fault, cycle)
+                assert cycle["answered"] is not None and cycle["answered"] <= FAILOVER_GOAL[interval], \
+                    (interval, fault, cycle)
     load.assert_no_failed_request(ha)
     assert not load.moves, load.moves[:10]
     assert not load.counter_faults, load.counter_faults[:10]
@@ -301,7 +304,8 @@ def test_a_browser_session_goes_on_through_the_new_holder_after_its_balancer_die
         reopened = [params for method, params in network_events(browser) if method == "Network.webSocketCreated"]
         print(f"\nbrowser through {vip.address}: {vip.holder} powered off; {clicks} click(s) to reach the session "
               f"again through the new holder (a click travelling the dead WebSocket is lost with it), then 3, 4 on "
-              f"the same session, {answered - struck:.1f} s after the power-off; WebSockets opened again: {len(reopened)}")
+              f"the same session, {answered - struck:.1f} s after the power-off; WebSockets opened again: "
+              f"{len(reopened)}")
     finally:
         Faults(ha).undo_powered_off(vip.holder)
         settled(ha, sampler)

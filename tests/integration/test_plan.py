@@ -179,14 +179,17 @@ def test_plan_writes_what_one_template_task_per_file_writes(tmp_path):
     assert not (tmp_path / "plan").exists(), "plan.yml --check wrote files"
     plan = run_plan(inventory, tmp_path / "plan")
     assert plan.returncode == 0, plan.stdout[-3000:]
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    # Not a playbook of playbooks/ (whose adjacent collections are the checkout): the checkout's link by path.
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections")}
     reference = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(REPO / "tests/integration/plan_by_template_tasks.yml"),
          "-e", f"plan_dir={tmp_path / 'reference'}", "-e", f"roles_dir={REPO / 'roles'}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert reference.returncode == 0, reference.stdout[-3000:]
     planned, expected = rendered_tree(tmp_path / "plan"), rendered_tree(tmp_path / "reference")
-    assert len([name for name, (dummy, content) in expected.items() if content is not None]) == 2 * 3 + 3 * 4 + 3 + 2 + 1
+    rendered = [name for name, (dummy, content) in expected.items() if content is not None]
+    assert len(rendered) == 2 * 3 + 3 * 4 + 3 + 2 + 1
     assert planned.keys() == expected.keys()
     assert [name for name in expected if planned[name] != expected[name]] == []
 

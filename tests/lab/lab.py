@@ -548,7 +548,8 @@ def ensure_inotify_instances(hosts_to_boot: int) -> None:
         INOTIFY_LIMIT.write_text(f"{raised}\n")
     except OSError as error:
         raise LabError(f"{hosts_to_boot} more containers need about {needed} inotify instances, over the limit "
-                       f"of {limit} ({error.strerror}); raise it: sysctl -w fs.inotify.max_user_instances={raised}")
+                       f"of {limit} ({error.strerror}); raise it: sysctl -w fs.inotify.max_user_instances={raised}"
+                       ) from error
     log(f"raised fs.inotify.max_user_instances from {limit} to {raised}: {hosts_to_boot} containers to boot "
         f"need about {hosts_to_boot * INOTIFY_PER_HOST} more")
 

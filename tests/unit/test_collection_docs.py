@@ -18,7 +18,7 @@ ROLES = sorted(p.parent.parent.name for p in (COLLECTION / "roles").glob("*/meta
 
 
 def collections_path():
-    """Where Ansible finds wtstack.fleet: the copy ansible-test runs in, or the checkout's symlink."""
+    """Where Ansible finds wtstack.fleet: the copy ansible-test runs in, or the checkout's link (conftest.py)."""
     if COLLECTION.parent.parent.name == "ansible_collections":
         return COLLECTION.parents[2]
     return COLLECTION / "collections"

@@ -105,8 +105,9 @@ def wait_check(condition, quiet):
 def wait_conflict(condition, admin_state):
     """Why waiting for ``condition`` in ``admin_state`` could never succeed, or None."""
     if condition in ("drained", "quiet") and admin_state == "ready":
+        never = "drain" if condition == "drained" else "be quiet"
         return (f"is to stay in ready state, where it keeps receiving new sessions, so it can never "
-                f"{'drain' if condition == 'drained' else 'be quiet'}: set state=drain (or maint) with wait={condition}")
+                f"{never}: set state=drain (or maint) with wait={condition}")
     if condition == "up" and admin_state == "maint":
         return ("is to stay in maint, where HAProxy runs no health check, so it can never be seen up: "
                 "set state=ready (or drain) with wait=up")

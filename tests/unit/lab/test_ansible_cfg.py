@@ -1,7 +1,8 @@
 """The two Ansible configurations: the checkout's (users' own inventories) and the lab's.
 
 The repository root's ansible.cfg applies to every run from the checkout, production included, so it
-may only make the checkout usable as the collection (and faster), never weaken what Ansible checks.
+may only make runs faster, never weaken what Ansible checks. It names no collections path: the checkout
+in one would make `ansible-galaxy collection install .` find wtstack.fleet installed already.
 """
 
 import configparser
@@ -29,9 +30,7 @@ def dump(config, cwd):
 
 def test_the_checkouts_config_keeps_ansibles_safe_defaults():
     root = settings(REPO / "ansible.cfg")
-    assert set(root) <= {"defaults.collections_path", "defaults.forks", "defaults.callback_result_format",
-                         "ssh_connection.pipelining"}, root
-    assert root["defaults.collections_path"] == "./collections"
+    assert set(root) <= {"defaults.forks", "defaults.callback_result_format", "ssh_connection.pipelining"}, root
 
 
 def test_the_labs_config_names_the_labs_inventory_from_anywhere(tmp_path):
@@ -46,3 +45,4 @@ def test_the_labs_config_names_the_labs_inventory_from_anywhere(tmp_path):
 def test_from_the_checkout_host_keys_are_checked():
     changed = dump(REPO / "ansible.cfg", REPO)
     assert "HOST_KEY_CHECKING" not in changed and "DEFAULT_HOST_LIST" not in changed, changed
+    assert "COLLECTIONS_PATHS" not in changed, changed

@@ -57,7 +57,8 @@ def test_raw_lists_every_haproxy_server(info):
     assert [s["backend"] for s in info(raw=True, server="relay")["servers"]] == [
         "wt.app1-9090", "wt.app1-9091", "wt.app2-9090", "wt.app2-9091"]
     assert [(s["backend"], s["status"]) for s in info(raw=True, server="ws")["servers"]] == [
-        ("wt.app1-9090", "UP"), ("wt.app1-9091", "UP"), ("wt.app2-9090", "DOWN"), ("wt.app2-9091", "MAINT (via wt.app2-9091/app2-9091)")]
+        ("wt.app1-9090", "UP"), ("wt.app1-9091", "UP"), ("wt.app2-9090", "DOWN"),
+        ("wt.app2-9091", "MAINT (via wt.app2-9091/app2-9091)")]
 
 
 def test_an_instance_row_names_its_own_backend(info):

@@ -199,8 +199,9 @@ def test_servers_in_check_and_diff_mode(haproxy_lab, server):
     result = server(check_mode=True, diff=True, servers=["app1-9090", "app1-9091"], state="maint",
                     drain_wait="quiet", wait="quiet")
     assert result["changed"] is True
-    assert result["commands"] == ["set server wt/app1-9090 state drain", "set server wt.app1-9090/app1-9090 state maint",
-                                  "set server wt/app1-9091 state drain", "set server wt.app1-9091/app1-9091 state maint"]
+    assert result["commands"] == [
+        "set server wt/app1-9090 state drain", "set server wt.app1-9090/app1-9090 state maint",
+        "set server wt/app1-9091 state drain", "set server wt.app1-9091/app1-9091 state maint"]
     assert [diff["after"]["admin_state"] for diff in result["diff"]] == ["maint", "maint"]
     assert admin_states(haproxy_lab) == before
 

@@ -46,7 +46,8 @@ class Host:
             return 0, self.show, ""
         if argv[0] == "journalctl":
             return 0, ("Traceback (most recent call last):\nImportError: no module named wt\n"
-                       '[2026-Nov-29 13:42:58.532] 650 - [access] "wthttp: 127.0.0.1 GET /health HTTP/1.1 404 85"\n'), ""
+                       '[2026-Nov-29 13:42:58.532] 650 - [access] '
+                       '"wthttp: 127.0.0.1 GET /health HTTP/1.1 404 85"\n'), ""
         raise AssertionError(argv)
 
 

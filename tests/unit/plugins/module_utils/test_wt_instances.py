@@ -322,7 +322,8 @@ def test_links_releases_and_their_removal_on_disk(tmp_path):
         9091: wi.ReleaseLink(None, os.lstat(links / "9091").st_ctime), 9092: wi.ReleaseLink()}
     wi.write_link(str(links), 9090, str(releases), "2.0")
     assert os.readlink(links / "9090") == str(releases / "2.0") and sorted(os.listdir(links)) == ["9090", "9091"]
-    found = wi.installed_releases(str(releases), ["release.env"], [{"path": "venv/lib", "depth": 1, "name": "*.dist-info"}])
+    found = wi.installed_releases(str(releases), ["release.env"],
+                                  [{"path": "venv/lib", "depth": 1, "name": "*.dist-info"}])
     assert sorted(found) == ["1.0", "2.0"]
     assert found["1.0"]["newest_change"] == max(os.lstat(releases / "1.0" / "release.env").st_ctime,
                                                 os.lstat(releases / "1.0" / "venv" / "lib" / "x.dist-info").st_ctime)

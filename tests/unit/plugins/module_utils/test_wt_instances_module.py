@@ -67,7 +67,8 @@ def test_a_restart_that_does_not_come_back_ends_the_run_and_names_the_others(tmp
     runner = Systemctl(shown=running(first, second))
     failed, msg, result = run_wt_instances_module(params(tmp_path, first, second, restart_all=True), runner)
     assert failed and result["restarted"] == [f"wt@{first}.service", f"wt@{second}.service"]
-    assert msg.startswith(f"wt@{first}.service was restarted but accepts no connection on 127.0.0.1:{first} after 0.3 s")
+    assert msg.startswith(f"wt@{first}.service was restarted but accepts no connection on 127.0.0.1:{first} "
+                          "after 0.3 s")
     assert msg.endswith(f"Not restarted, so still running as before: wt@{second}.service.")
     assert [argv[1:] for argv in runner.calls[1:]] == [["reset-failed", f"wt@{first}.service"],
                                                        ["restart", f"wt@{first}.service"]]

@@ -46,7 +46,7 @@ def test_documented_options_match_the_argument_spec(name):
 @pytest.mark.parametrize("name", MODULES)
 def test_ansible_doc_renders(name):
     ansible_doc = Path(sys.executable).parent / "ansible-doc"
-    # The checkout finds wtstack.fleet through its collections/ symlink; a copy under
+    # The checkout finds wtstack.fleet through its collections/ link (tests/conftest.py); a copy under
     # ansible_collections/wtstack/fleet (ansible-test, an installed tarball) through its parents.
     in_tree = REPO.parent.parent.name == "ansible_collections"
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO.parents[2] if in_tree else REPO / "collections"))

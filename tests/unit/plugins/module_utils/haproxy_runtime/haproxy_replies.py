@@ -13,7 +13,8 @@ INSTANCES = ["app1-9090", "app1-9091", "app2-9090", "app2-9091"]
 
 
 def raw_views(captured, state="show_servers_state.txt", stat="show_stat_servers.txt"):
-    return servers.merge_server_views(parsing.parse_servers_state(captured(state)), parsing.parse_show_stat(captured(stat)))
+    return servers.merge_server_views(parsing.parse_servers_state(captured(state)),
+                                      parsing.parse_show_stat(captured(stat)))
 
 
 def raw_view(captured, backend, server, state="show_servers_state.txt", stat="show_stat_servers.txt"):

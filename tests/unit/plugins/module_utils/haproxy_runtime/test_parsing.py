@@ -75,7 +75,8 @@ def test_an_instances_streams_are_those_of_both_its_servers(captured):
     assert servers.streams_of(busy["app2-9090"], counts) == parsing.StreamCounts(0, 0)
     counts[("wt", "app2-9090")] = parsing.StreamCounts(1, 0)
     assert servers.streams_of(busy["app2-9090"], counts) == parsing.StreamCounts(1, 0)
-    assert servers.streams_of(busy["solo"], {("static", "solo"): parsing.StreamCounts(0, 3)}) == parsing.StreamCounts(0, 3)
+    streams = {("static", "solo"): parsing.StreamCounts(0, 3)}
+    assert servers.streams_of(busy["solo"], streams) == parsing.StreamCounts(0, 3)
 
 
 def test_quiet_waits_for_requests_and_not_for_websockets(captured):

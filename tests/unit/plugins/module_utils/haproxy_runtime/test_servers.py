@@ -13,7 +13,8 @@ def test_each_instance_is_one_row_and_its_own_backend_is_left_out(captured):
 
 
 def test_a_tracking_server_of_another_name_is_not_an_instance():
-    server = servers.ServerView(backend="b", server="x", address=None, admin_state="ready", admin_flags=(), admin_mask=0,
+    server = servers.ServerView(backend="b", server="x", address=None, admin_state="ready", admin_flags=(),
+                                admin_mask=0,
                                 operational_state="running", status="UP", check_status=None, check_description=None,
                                 check_result="unknown", checks_enabled=False, check_health=None, check_rise=None,
                                 check_fall=None, weight=1, initial_weight=1, scur=0, qcur=0, stot=0, lastsess=-1)

@@ -84,7 +84,8 @@ def test_wait_rides_out_a_reload_but_not_a_lost_server(captured):
     outcome = waiting.wait_for("up", sequence(refused, refused, view_of(captured)), waiting.up,
                                timeout=60, interval=1, clock=clock, sleep=clock.sleep)
     assert (outcome.reached, outcome.polls) == (True, 3)
-    outcome = waiting.wait_for("up", sequence(refused), waiting.up, timeout=2, interval=1, clock=clock, sleep=clock.sleep)
+    outcome = waiting.wait_for("up", sequence(refused), waiting.up, timeout=2, interval=1, clock=clock,
+                               sleep=clock.sleep)
     assert (outcome.reached, outcome.observed, outcome.reason) == (False, None,
                                                                    "timed out after 2 s: nothing accepts connections")
     gone = errors.UnknownServer("backend 'wt' has no server 'app1-9090'")
@@ -114,8 +115,8 @@ def test_hold_needs_the_condition_to_last_and_a_relapse_ends_the_wait(captured):
     down = views(captured, "show_servers_state.txt", "show_stat_check_failing.txt")["app1-9090"]
     down = servers.ServerView(**{**down.as_dict(), "operational_state": "stopped"})
     clock = FakeClock()
-    steady = waiting.wait_for_servers("up", many({"c": up_view}), ["c"], waiting.wait_check("up", 0), timeout=60, interval=1,
-                                      hold=3, clock=clock, sleep=clock.sleep)["c"]
+    steady = waiting.wait_for_servers("up", many({"c": up_view}), ["c"], waiting.wait_check("up", 0), timeout=60,
+                                      interval=1, hold=3, clock=clock, sleep=clock.sleep)["c"]
     assert (steady.reached, steady.elapsed, steady.reason) == (True, 3.0, "status UP, last check L7OK, for 3 s")
     clock = FakeClock()
     checking = servers.ServerView(**{**up_view.as_dict(), "check_result": "unknown", "status": "UP 1/2"})
@@ -129,8 +130,9 @@ def test_hold_needs_the_condition_to_last_and_a_relapse_ends_the_wait(captured):
 def test_wait_for_servers_rides_out_a_reload(captured):
     clock = FakeClock()
     refused = errors.SocketConnectionRefused("nothing accepts connections")
-    outcomes = waiting.wait_for_servers("up", many(refused, {"x": view_of(captured)}), ["x"], waiting.wait_check("up", 0),
-                                        timeout=60, interval=1, clock=clock, sleep=clock.sleep)
+    outcomes = waiting.wait_for_servers("up", many(refused, {"x": view_of(captured)}), ["x"],
+                                        waiting.wait_check("up", 0), timeout=60, interval=1, clock=clock,
+                                        sleep=clock.sleep)
     assert outcomes["x"].reached and outcomes["x"].polls == 2
 
 
