@@ -5,8 +5,8 @@
 and what `haproxy -c` accepts but would take the fleet down (a check URI without '/' marks every
 instance down).
 
-Plain Python with no Ansible import: the haproxy_settings_problems filter is its adapter, and
-roles/haproxy/tasks/validate.yml calls it for every load balancer, on the controller, before any host
+Plain Python with no Ansible import: the role_checks action is its adapter, and
+roles/haproxy/tasks/validate.yml runs it for every load balancer, on the controller, before any host
 is contacted. The argument spec has checked the types but converted nothing (an extra var "8080" is a
 string), so values are read as Ansible's int, float and bool filters read them, and printed as
 Ansible prints them in a message (None as nothing). No message carries haproxy_stats_password.
@@ -28,7 +28,7 @@ ACME_SHARED_SETTINGS = (
 # Counts of checks: each at least 1.
 CHECK_COUNTS = ("haproxy_check_fall", "haproxy_check_rise", "haproxy_vrrp_check_interval",
                 "haproxy_vrrp_check_fall", "haproxy_vrrp_check_rise")
-# Every variable settings_problems() reads (the role's validate.yml passes exactly these).
+# Every variable settings_problems() reads (the role_checks action passes exactly these).
 SETTINGS = tuple(dict.fromkeys(
     ("haproxy_bind_port", "haproxy_check_uri") + CHECK_COUNTS + ("haproxy_vrrp_advert_interval",)
     + ACME_SHARED_SETTINGS

@@ -4,10 +4,10 @@
 """An app host's wt_app role variables checked beyond their types, and the host itself checked
 against what the role supports.
 
-Plain Python with no Ansible import; the filters wt_app_settings_problems and wt_app_host_problems are
-its adapters. settings_problems() runs for every app host on the controller before any host is
-contacted (roles/wt_app/tasks/validate.yml); host_problems() on what the role's first read of the host
-(the host_state module) returned, before anything on it changes (roles/wt_app/tasks/main.yml).
+Plain Python with no Ansible import; the role_checks action is its adapter. settings_problems() runs
+for every app host on the controller before any host is contacted (roles/wt_app/tasks/validate.yml);
+host_problems() on what the role's first read of the host (the host_state module) returned, before
+anything on it changes (roles/wt_app/tasks/main.yml).
 Messages are `host: variable: problem; fix`, or `host: problem; fix` for the host itself.
 """
 
@@ -17,7 +17,7 @@ import json
 import os
 import re
 
-# Every variable settings_problems() reads (the role's validate.yml passes exactly these).
+# Every variable settings_problems() reads (the role_checks action passes exactly these).
 SETTINGS = ("wt_app_command", "wt_app_artifact", "wt_app_version", "wt_app_root", "wt_app_install_dir",
             "wt_app_demo_venv", "wt_app_demo_dir")
 # A release's directory name.
@@ -37,7 +37,7 @@ def settings_problems(host, settings, artifact_found):
     """Every problem of this app host's settings, each `host: variable: problem; fix`.
 
     settings: every name of SETTINGS to its value. artifact_found: whether wt_app_artifact names a
-    file on the controller (Ansible's first_found lookup, where the role looks for it).
+    file on the controller, where the role's copy and unarchive tasks look for it.
     """
     missing = [name for name in SETTINGS if name not in settings]
     if missing:
