@@ -20,7 +20,8 @@ LAB_CONFIG := $(CURDIR)/tests/lab/ansible.cfg
 DEMO_PACKAGES := python3-venv systemd-container debootstrap openssh-client ca-certificates
 TEST_PACKAGES := $(DEMO_PACKAGES) iproute2 nftables haproxy chromium chromium-driver wrk pebble openssl curl make
 
-.PHONY: help venv demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan bench clean \
+.PHONY: help venv demo test compat lint collection sanity unit integration tooling e2e lab-up lab-down lab-status plan \
+        bench clean \
         demo-packages test-packages
 
 help:
@@ -28,6 +29,9 @@ help:
 	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab (installs what they need)"
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
+	@echo "make unit        the collection's unit tests: no service started, no lab (tests/unit)"
+	@echo "make integration the collection against a local HAProxy and ansible-playbook (tests/integration)"
+	@echo "make tooling     tests of the dev tooling: the benchmarks (a short run of HAProxy and wrk) and the lab helpers"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
 	@echo "make lint        ansible-lint (production) and changelog lint"
 	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
@@ -77,13 +81,18 @@ demo: demo-packages venv
 # Under make test a test that misses a tool fails, naming it, instead of skipping (tests/conftest.py):
 # test-packages has installed them all, so a green run tested everything.
 test: export WTSTACK_REQUIRE_TOOLS := 1
-test: test-packages lint sanity unit integration compat e2e
+test: test-packages lint sanity unit integration tooling compat e2e
 
 unit: venv
 	$(BIN)/pytest tests/unit
 
 integration: venv
 	$(BIN)/pytest -s --durations=10 tests/integration
+
+# The checkout's own tooling, not the collection: bench/ (its smoke test runs HAProxy and wrk) and the
+# lab's helpers (tests/lab/). Not in the built collection.
+tooling: venv
+	$(BIN)/pytest tests/tooling
 
 e2e: venv
 	$(BIN)/pytest -s --durations=15 tests/e2e
