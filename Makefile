@@ -20,7 +20,7 @@ LAB_CONFIG := $(CURDIR)/tests/lab/ansible.cfg
 DEMO_PACKAGES := python3-venv systemd-container debootstrap openssh-client ca-certificates
 TEST_PACKAGES := $(DEMO_PACKAGES) iproute2 nftables haproxy chromium chromium-driver wrk pebble openssl curl make
 
-.PHONY: help venv demo test compat lint collection sanity unit integration tooling e2e lab-up lab-down lab-status plan \
+.PHONY: help venv demo test compat lint collection sanity unit integration tooling e2e lab-up lab-down lab-status plan docs \
         bench clean \
         demo-packages test-packages
 
@@ -33,7 +33,8 @@ help:
 	@echo "make integration the collection against a local HAProxy and ansible-playbook (tests/integration)"
 	@echo "make tooling     tests of the dev tooling: the benchmarks (a short run of HAProxy and wrk) and the lab helpers"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
-	@echo "make lint        ansible-lint (production) and changelog lint"
+	@echo "make lint        ansible-lint (production), changelog lint, the roles' variable tables"
+	@echo "make docs        write the roles' README variable tables from their meta/argument_specs.yml"
 	@echo "make sanity      ansible-test sanity on the checkout, units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
@@ -111,6 +112,10 @@ compat: $(OLDEST)/.installed
 lint: venv
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
+	$(BIN)/python tools/role_docs.py --check
+
+docs: venv
+	$(BIN)/python tools/role_docs.py
 
 # ansible-test needs the collection at .../ansible_collections/wtstack/fleet, and the checkout's own
 # collections/ansible_collections/wtstack/fleet is a symlink, which it resolves away. So sanity runs
