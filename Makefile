@@ -20,16 +20,20 @@ LAB_CONFIG := $(CURDIR)/tests/lab/ansible.cfg
 DEMO_PACKAGES := python3-venv systemd-container debootstrap openssh-client ca-certificates
 TEST_PACKAGES := $(DEMO_PACKAGES) iproute2 nftables haproxy chromium chromium-driver wrk pebble openssl curl make
 
-.PHONY: help venv links demo test compat lint collection sanity unit integration e2e lab-up lab-down lab-status plan \
-        bench clean demo-packages test-packages
+.PHONY: help venv links demo test compat lint collection sanity unit integration tooling e2e lab-up lab-down lab-status \
+        plan docs bench clean demo-packages test-packages
 
 help:
 	@echo "make demo        boot the lab fleet (lb1, app1, app2) and run site.yml on it"
 	@echo "make test        every test CI runs: unit, rendering, end-to-end on the lab (installs what they need)"
 	@echo "make lab-down    stop and remove the lab containers"
 	@echo "make plan        render what site.yml would write for inventory.example into .cache/plan"
+	@echo "make unit        the collection's unit tests: no service started, no lab (tests/unit)"
+	@echo "make integration the collection against a local HAProxy and ansible-playbook (tests/integration)"
+	@echo "make tooling     tests of the dev tooling: the benchmarks (a short run of HAProxy and wrk) and the lab helpers"
 	@echo "make compat      unit and rendering tests on the oldest supported ansible-core (2.17)"
-	@echo "make lint        ansible-lint (production), changelog lint and a trial release, ruff"
+	@echo "make lint        ansible-lint (production), changelog lint and a trial release, ruff, the roles' variable tables"
+	@echo "make docs        write the roles' README variable tables from their meta/argument_specs.yml"
 	@echo "make sanity      ansible-test sanity on a copy of the checkout (SANITY_FROM=clone: a git clone), units on the built collection"
 	@echo "make bench       benchmarks (~35 min, root for the lab parts): rewrites docs/benchmarks*.md and their plots"
 
@@ -88,13 +92,18 @@ demo: demo-packages venv
 # Under make test a test that misses a tool fails, naming it, instead of skipping (tests/conftest.py):
 # test-packages has installed them all, so a green run tested everything.
 test: export WTSTACK_REQUIRE_TOOLS := 1
-test: test-packages lint sanity unit integration compat e2e
+test: test-packages lint sanity unit integration tooling compat e2e
 
 unit: venv
 	$(BIN)/pytest tests/unit
 
 integration: venv
 	$(BIN)/pytest -s --durations=10 tests/integration
+
+# The checkout's own tooling, not the collection: bench/ (its smoke test runs HAProxy and wrk) and the
+# lab's helpers (tests/lab/). Not in the built collection.
+tooling: venv
+	$(BIN)/pytest tests/tooling
 
 e2e: venv
 	$(BIN)/pytest -s --durations=15 tests/e2e
@@ -118,6 +127,10 @@ lint: venv
 	$(BIN)/antsibull-changelog lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tests/changelog_release.py
 	$(BIN)/ruff check .
+	$(BIN)/python tools/role_docs.py --check
+
+docs: venv
+	$(BIN)/python tools/role_docs.py
 
 # ansible-test needs the collection at .../ansible_collections/wtstack/fleet, which the checkout need
 # not be. So sanity runs on a copy of the checkout at such a path (bench/ and tests/ too, as a

@@ -43,7 +43,7 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402 - ansib
 from ansible_collections.wtstack.fleet.plugins.modules import haproxy_info, haproxy_server  # noqa: E402
 
 MODULES = REPO / "plugins" / "modules"
-LAB_PY = REPO / "tests" / "unit" / "fixtures" / "haproxy" / "lab.py"
+LAB_PY = REPO / "tests" / "integration" / "local_haproxy.py"
 SLOT = 41  # 127.77.41.0/24 and 127.78.41.0/24: apart from the routing benchmark's slots
 ASKED = 10  # the servers each call is about
 

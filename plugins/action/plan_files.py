@@ -17,6 +17,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.wtstack.fleet.plugins.module_utils.host_files import parse_mode
+from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import settings_files
 from ansible_collections.wtstack.fleet.plugins.plugin_utils.file_tree import (
     TreeFile,
     diffs,
@@ -45,6 +46,12 @@ ARGUMENT_SPEC = {
     "root": {"type": "path", "required": True},
     "files": {"type": "list", "elements": "dict", "required": True},
     "no_diff": {"type": "list", "elements": "str", "default": []},
+    "instance_files": {"type": "dict", "options": {
+        "instances": {"type": "list", "elements": "dict", "required": True},
+        "src": {"type": "str", "required": True},
+        "mode": {"type": "raw", "default": DEFAULT_MODE},
+        "dir": {"type": "str", "required": True},
+    }},
 }
 
 
@@ -59,7 +66,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         dummy, arguments = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
-            tree = [self._tree_file(index, entry, task_vars) for index, entry in enumerate(arguments["files"])]
+            files = arguments["files"] + self._instance_files(arguments["instance_files"])
+            tree = [self._tree_file(index, entry, task_vars) for index, entry in enumerate(files)]
             changes = write_tree(arguments["root"], tree, check_mode=self._task.check_mode)
         except (AnsibleError, OSError, ValueError) as error:
             result.update(failed=True, msg=f"plan_files: {to_text(error)}")
@@ -71,6 +79,16 @@ class ActionModule(ActionBase):
             result["diff"] = [diff for change in changes if change.changed and change.dest not in hidden
                               for diff in diffs(change)]
         return result
+
+    @staticmethod
+    def _instance_files(spec):
+        """One file per instance, where wt_instances writes its settings (settings_files())."""
+        if not spec:
+            return []
+        try:
+            return settings_files(spec["instances"], {"src": spec["src"], "mode": spec["mode"]}, spec["dir"])
+        except KeyError as error:
+            raise ValueError(f"instance_files: an instance without {error}") from None
 
     def _tree_file(self, index, entry, task_vars):
         where = f"files[{index}]"

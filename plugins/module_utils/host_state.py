@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import stat
+import sys
 
 try:  # the pip module needs packaging too; where it is missing, a requirement counts as unknown
     from packaging.markers import default_environment
@@ -221,3 +222,18 @@ def os_release(paths=OS_RELEASE_PATHS):
         fields = {}
     return {"id": fields.get("ID", ""), "version_id": fields.get("VERSION_ID", ""),
             "pretty_name": fields.get("PRETTY_NAME", "") or fields.get("NAME", "") or "an unnamed system"}
+
+
+def read_host(params, run):
+    """Everything the host_state module's options ask for, read in one go (``run``: a command runner)."""
+    return dict(
+        paths={path: path_state(path) for path in params["paths"]},
+        packages=package_states(run, params["packages"]),
+        users={name: user_state(name) for name in params["users"]},
+        groups={name: group_state(name) for name in params["groups"]},
+        requirements=[dict(entry, **requirement_state(entry["venv"], entry["requirement"]))
+                      for entry in params["requirements"]],
+        python_version=python_version(run, params["python"], sys.executable, sys.version_info)
+        if params["python"] else None,
+        os_release=os_release(),
+    )

@@ -137,6 +137,24 @@ class Plan:
         return "".join(line + "\n" for line in lines)
 
 
+def instance_arguments(instances, settings):
+    """The wt_instances module's ``instances`` from the topology's instances of a host (or any mappings
+    with ``port`` and ``listen_address``) and each one's settings, in the same order: only the keys
+    the module takes (``release`` where an instance names one)."""
+    if len(instances) != len(settings):
+        raise ValueError(f"{len(instances)} instances but {len(settings)} settings")
+    return [dict({"port": instance["port"], "listen_address": instance["listen_address"], "settings": text},
+                 **({"release": instance["release"]} if instance.get("release") is not None else {}))
+            for instance, text in zip(instances, settings)]
+
+
+def settings_files(instances, file, settings_dir):
+    """Each instance's settings file as plan_files renders it: ``file`` (src, mode, owner, group) with
+    the instance's path as ``dest`` and the instance as the template's ``instance``."""
+    return [dict(file, dest=settings_path(settings_dir, instance["port"]), vars={"instance": instance})
+            for instance in instances]
+
+
 def settings_differ(current, wanted_content, mode, owner, group):
     return (current.content != wanted_content or current.mode != mode or current.owner != owner
             or current.group != group)

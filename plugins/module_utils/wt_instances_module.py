@@ -59,7 +59,11 @@ def wanted_instances(params):
         mode = parse_mode(params["settings_mode"], "settings_mode")
     except ValueError as error:
         raise OptionError(str(error)) from None
-    wanted = [Wanted(item["port"], item["listen_address"], item["settings"].encode(), item["release"])
+    missing = [str(item["port"]) for item in params["instances"] if item["settings"] is None]
+    if missing:
+        raise OptionError(f"instances: no settings for port {', '.join(missing)}; give settings or settings_template")
+    wanted = [Wanted(item["port"], item["listen_address"], item["settings"].encode(),
+                     item["release"] if item["release"] is not None else params.get("release"))
               for item in params["instances"]]
     ports = [instance.port for instance in wanted]
     if len(set(ports)) != len(ports):

@@ -17,6 +17,9 @@ description:
     Python start on the host (about a quarter of a second of its CPU); an idempotent run of a role
     that manages twenty things then costs one instead of twenty.
   - Also returns what the host's os-release file says it runs.
+  - Given what a role wants (O(account), O(directories), O(files) with O(checksums)), also returns what
+    differs, compared as the modules that would change it compare, so that the role runs those modules
+    only where the host differs.
   - Changes nothing; works the same in check mode.
 version_added: 1.0.0
 author:
@@ -65,6 +68,68 @@ options:
   python:
     description: A Python command on PATH whose C(major.minor) version to report, such as C(python3).
     type: str
+  account:
+    description:
+      - The account a role wants - its user in its primary group, with a home and a shell. The user and the
+        group are read, and RV(differences.account_differs) says whether either is missing or different.
+    type: dict
+    version_added: 1.0.0
+    suboptions:
+      user:
+        description: The user.
+        type: str
+        required: true
+      group:
+        description: Its primary group.
+        type: str
+        required: true
+      home:
+        description: Its home directory.
+        type: str
+        required: true
+      shell:
+        description: Its shell.
+        type: str
+        required: true
+  directories:
+    description:
+      - Directories a role wants, parents first, each with O(directory_mode), O(directory_owner) and
+        O(directory_group); read like O(paths).
+    type: list
+    elements: path
+    default: []
+    version_added: 1.0.0
+  directory_mode:
+    description: The octal mode of O(directories).
+    type: str
+    default: "0755"
+    version_added: 1.0.0
+  directory_owner:
+    description: The owner of O(directories).
+    type: str
+    default: root
+    version_added: 1.0.0
+  directory_group:
+    description: The group of O(directories).
+    type: str
+    default: root
+    version_added: 1.0.0
+  files:
+    description:
+      - Files a role wants, each a mapping with C(dest), C(mode) (octal, such as C("0644")), C(owner) and
+        C(group), in the shape of a role's managed-file list (other keys are ignored); read like O(paths).
+    type: list
+    elements: dict
+    default: []
+    version_added: 1.0.0
+  checksums:
+    description:
+      - The SHA-1 of what each file of O(files) should hold, in the same order (such as a rendered template
+        through the C(hash('sha1')) filter).
+    type: list
+    elements: str
+    default: []
+    version_added: 1.0.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -95,15 +160,21 @@ EXAMPLES = r"""
     python: python3
   register: wt_host
 
+- name: Read what the role manages and what differs from what it writes
+  wtstack.fleet.host_state:
+    account: {user: wt, group: wt, home: /nonexistent, shell: /usr/sbin/nologin}
+    directories: [/etc/wtstack, /etc/wtstack/wt]
+    files:
+      - {src: app.env.j2, dest: /etc/wtstack/wt/app.env, mode: "0600", owner: root, group: root}
+    checksums: ["{{ lookup('ansible.builtin.template', 'app.env.j2') | hash('sha1') }}"]
+  register: wt_host
+
 - name: Write app.env only if it differs
   ansible.builtin.template:
     src: app.env.j2
     dest: /etc/wtstack/wt/app.env
     mode: "0600"
-  when: >-
-    wt_host.paths['/etc/wtstack/wt/app.env'].checksum | default('')
-    != lookup('ansible.builtin.template', 'app.env.j2') | hash('sha1')
-    or wt_host.paths['/etc/wtstack/wt/app.env'].mode | default('') != '0600'
+  when: "'/etc/wtstack/wt/app.env' in wt_host.differences.files"
 """
 
 RETURN = r"""
@@ -145,20 +216,39 @@ os_release:
   returned: always
   type: dict
   sample: {"id": "debian", "version_id": "13", "pretty_name": "Debian GNU/Linux 13 (trixie)"}
+differences:
+  description: What differs from what O(account), O(directories), O(files) and O(packages) say the role wants.
+  returned: always
+  type: dict
+  version_added: 1.0.0
+  contains:
+    missing_packages:
+      description: The packages of O(packages) that are not installed.
+      type: list
+      elements: str
+    account_differs:
+      description: Whether the group or user of O(account) is missing or different; false without O(account).
+      type: bool
+    directories:
+      description: The directories of O(directories) that are missing or not as wanted, in order.
+      type: list
+      elements: str
+    files:
+      description: The C(dest) of each file of O(files) whose type, mode, owner, group or content differs, in order.
+      type: list
+      elements: str
+    requirements_met:
+      description: Whether every requirement of O(requirements) is satisfied.
+      type: bool
 """
 
-import sys
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.wtstack.fleet.plugins.module_utils.host_state import (
-    group_state,
-    os_release,
-    package_states,
-    path_state,
-    python_version,
-    requirement_state,
-    user_state,
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_differences import (
+    DifferencesError,
+    host_differences,
+    wanted_files,
 )
+from ansible_collections.wtstack.fleet.plugins.module_utils.host_state import read_host
 
 
 def main():
@@ -173,26 +263,37 @@ def main():
                 requirement=dict(type="str", required=True),
             )),
             python=dict(type="str"),
+            account=dict(type="dict", options=dict(
+                user=dict(type="str", required=True),
+                group=dict(type="str", required=True),
+                home=dict(type="str", required=True),
+                shell=dict(type="str", required=True),
+            )),
+            directories=dict(type="list", elements="path", default=[]),
+            directory_mode=dict(type="str", default="0755"),
+            directory_owner=dict(type="str", default="root"),
+            directory_group=dict(type="str", default="root"),
+            files=dict(type="list", elements="dict", default=[]),
+            checksums=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
     params = module.params
     try:
-        result = dict(
-            changed=False,
-            paths={path: path_state(path) for path in params["paths"]},
-            packages=package_states(module.run_command, params["packages"]),
-            users={name: user_state(name) for name in params["users"]},
-            groups={name: group_state(name) for name in params["groups"]},
-            requirements=[dict(entry, **requirement_state(entry["venv"], entry["requirement"]))
-                          for entry in params["requirements"]],
-            python_version=(python_version(module.run_command, params["python"], sys.executable, sys.version_info)
-                            if params["python"] else None),
-            os_release=os_release(),
-        )
+        files = wanted_files(params["files"], params["checksums"])
+        account = params["account"]
+        read = read_host(dict(params, paths=params["paths"] + params["directories"] + [file["dest"] for file in files],
+                              users=params["users"] + ([account["user"]] if account else []),
+                              groups=params["groups"] + ([account["group"]] if account else [])),
+                         module.run_command)
+        directory = {"mode": params["directory_mode"], "owner": params["directory_owner"],
+                     "group": params["directory_group"]}
+        read["differences"] = host_differences(read, account, params["directories"], files, directory)
+    except DifferencesError as error:
+        module.fail_json(msg=str(error))
     except OSError as error:
         module.fail_json(msg=f"cannot read {error.filename}: {error.strerror}")
-    module.exit_json(**result)
+    module.exit_json(changed=False, **read)
 
 
 if __name__ == "__main__":

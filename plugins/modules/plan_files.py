@@ -58,6 +58,31 @@ options:
         description: Variables for this file only, like the C(template_vars) of the template lookup.
         type: dict
         default: {}
+  instance_files:
+    description:
+      - One more file per instance of a host - O(instance_files.src) rendered with the instance as C(instance), to
+        C(<dir>/<port>.env), where M(wtstack.fleet.wt_instances) writes each instance's settings. Rendered after
+        O(files).
+    type: dict
+    version_added: 1.0.0
+    suboptions:
+      instances:
+        description: The instances (C(wtstack_topology.instances_by_host[inventory_hostname])), each with its C(port).
+        type: list
+        elements: dict
+        required: true
+      src:
+        description: The template, found like O(files[].src).
+        type: str
+        required: true
+      mode:
+        description: Octal mode of the written files.
+        type: raw
+        default: "0644"
+      dir:
+        description: The directory of the settings files on the host.
+        type: str
+        required: true
   no_diff:
     description:
       - Files (by O(files[].dest)) whose content never appears in the diff, because it holds a secret.
@@ -91,6 +116,15 @@ EXAMPLES = r"""
     root: "{{ plan_dir }}/{{ inventory_hostname }}"
     files: "{{ haproxy_managed_files }}"
     no_diff: "{{ [haproxy_config_path] if haproxy_config_has_secrets | bool else [] }}"
+
+- name: Render the host's files, and each instance's settings file with the instance in `instance`
+  wtstack.fleet.plan_files:
+    root: /tmp/plan/app1
+    files: "{{ wt_app_host_files }}"
+    instance_files:
+      instances: "{{ wtstack_topology.instances_by_host['app1'] }}"
+      src: instance.env.j2
+      dir: /etc/wtstack/wt/instances
 
 - name: Render one file per instance, each with its instance in a variable
   wtstack.fleet.plan_files:

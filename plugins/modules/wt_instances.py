@@ -2,6 +2,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: wtstack.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# With settings_template, the action plugin of the same name (plugins/action/wt_instances.py) renders
+# each instance's settings on the controller before this module runs on the host.
 
 from __future__ import annotations
 
@@ -52,12 +54,26 @@ options:
         type: str
         required: true
       settings:
-        description: The content of its settings file.
+        description: The content of its settings file; required unless O(settings_template) is given.
         type: str
-        required: true
       release:
-        description: The release it runs (a directory name under O(releases_dir)); needs O(releases_dir).
+        description:
+          - The release it runs (a directory name under O(releases_dir)), else O(release); needs O(releases_dir).
         type: str
+  settings_template:
+    description:
+      - A template (found as the C(ansible.builtin.template) lookup finds it, in a role's C(templates/)) rendered on
+        the controller, by this module's action plugin, for each instance of O(instances), with the instance as
+        C(instance); the result is its settings file's content.
+      - With it, an entry of O(instances) may carry other keys (such as an instance of the C(wtstack.fleet.topology)
+        filter's result); only O(instances[].port), O(instances[].listen_address) and O(instances[].release) are
+        read.
+    type: str
+    version_added: 1.0.0
+  release:
+    description: The release of every instance of O(instances) that names none; needs O(releases_dir).
+    type: str
+    version_added: 1.0.0
   settings_dir:
     description: Directory of the settings files. It must exist (except in check mode).
     type: path
@@ -184,6 +200,12 @@ EXAMPLES = r"""
     settings_dir: /etc/wtstack/wt/instances
     runtime_files: [/etc/systemd/system/wt@.service, /etc/wtstack/wt/app.env]
     restart_all: "{{ shared_files is changed }}"
+
+- name: The topology's instances of this host, each settings file rendered from a template
+  wtstack.fleet.wt_instances:
+    instances: "{{ wtstack_topology.instances_by_host[inventory_hostname] }}"
+    settings_template: instance.env.j2
+    settings_dir: /etc/wtstack/wt/instances
 """
 
 RETURN = r"""
@@ -255,9 +277,12 @@ def main():
             instances=dict(type="list", elements="dict", required=True, options=dict(
                 port=dict(type="int", required=True),
                 listen_address=dict(type="str", required=True),
-                settings=dict(type="str", required=True),
+                settings=dict(type="str"),
                 release=dict(type="str"),
             )),
+            # Rendered by the action plugin (plugins/action/wt_instances.py), which never passes it on.
+            settings_template=dict(type="str"),
+            release=dict(type="str"),
             settings_dir=dict(type="path", required=True),
             settings_owner=dict(type="str", default="root"),
             settings_group=dict(type="str", default="root"),

@@ -24,6 +24,9 @@ SLOW = 2.0
 HAPROXY_GET_RETRY_AFTER = 9.5  # the haproxy role's haproxy_timeout_server_get, 10 s, less the clock's slack
 STALL_SNAPSHOT_AFTER = 5.0  # a request still unanswered then is photographed while it hangs
 STALL_SNAPSHOTS = 3
+# The load the rolling, scale, ACME and fault tests put on the fleet while they change it.
+SESSIONS = 40
+INTERVAL = 0.2
 
 
 @dataclass

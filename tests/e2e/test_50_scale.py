@@ -8,8 +8,8 @@ before its unit stops; scale-out starts the new instance before any balancer rou
 import time
 
 import yaml
-from load import SessionLoad
-from test_40_rolling import INTERVAL, SESSIONS, maintenance_windows
+from fleet_state import maintenance_windows
+from load import INTERVAL, SESSIONS, SessionLoad
 from wt_http import whoami
 
 

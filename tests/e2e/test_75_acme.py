@@ -31,8 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from load import SessionLoad
-from test_40_rolling import INTERVAL, SESSIONS
+from load import INTERVAL, SESSIONS, SessionLoad
 from wt_http import assert_session_and_websocket_over_tls
 
 NAME = "wtstack.test"

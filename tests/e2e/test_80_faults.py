@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 from conftest import FLEET, REPO, lab_command
-from load import SessionLoad
-from test_40_rolling import INTERVAL, SESSIONS, instance_pids
-from test_50_scale import inventory_with
+from fleet_state import instance_pids, inventory_with
+from load import INTERVAL, SESSIONS, SessionLoad
 from wt_http import get, whoami
 
 # What an instance caught stopping answers (Wt's own 500), as the load generator records it: on a

@@ -1,8 +1,10 @@
 """The oldest supported ansible-core (requirements-oldest.txt, `make compat` builds .venv-oldest) drives the
 lab too: it converges the fleet the newest one converged with changed=0, and rolls an instance.
 
-Runs last, on the fleet the other tests left converged; `make test` builds .venv-oldest (compat)
-before the end-to-end tests, so a missing one is a failure, not a skip.
+It sets up the state it needs itself: its first run converges the fleet to the lab's inventory, whatever
+another test left on the shared lab (instances added or removed, another release), so it passes alone
+(`pytest tests/e2e/test_95_oldest_ansible_core.py`) as in the whole run. `make test` builds .venv-oldest
+(compat) before the end-to-end tests, so a missing one is a failure, not a skip.
 """
 
 import re

@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import DEFAULT_SOCKET
 from conftest import INVENTORY, REPO, SSH_KEY, Lab, lab_command
+from fleet_state import instance_pids
 from load import SessionLoad
-from test_40_rolling import instance_pids
 from wt_http import new_session, session_page, whoami
 
 ROLLING_FLEET = Path(os.environ.get("WTSTACK_E2E_ROLLING_FLEET", REPO / "tests/e2e/fleet-rolling.yml"))

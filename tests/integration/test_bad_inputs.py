@@ -34,7 +34,7 @@ from bad_inputs import (
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
-if "wtstack_lab" not in sys.modules:  # tests/unit/lab/test_lab.py loads it the same way
+if "wtstack_lab" not in sys.modules:  # tests/tooling/lab/test_lab.py loads it the same way
     _spec = importlib.util.spec_from_file_location("wtstack_lab", REPO / "tests/lab/lab.py")
     sys.modules["wtstack_lab"] = importlib.util.module_from_spec(_spec)  # dataclasses look it up
     _spec.loader.exec_module(sys.modules["wtstack_lab"])

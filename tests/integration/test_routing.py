@@ -25,7 +25,7 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.erro
 from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.reading import read_servers
 from test_plan import REPO, run_plan
 
-LAB_PY = REPO / "tests/unit/fixtures/haproxy/lab.py"
+LAB_PY = REPO / "tests/integration/local_haproxy.py"
 NETWORK = "127.0.20."
 LB = NETWORK + "1"
 MAP_PATH = "/etc/haproxy/wt-sessions.map"

@@ -41,8 +41,8 @@ def assert_documented(result, name):
 
 
 def test_the_collection_has_what_its_changelog_announces():
-    assert MODULES == ["haproxy_info", "haproxy_server", "host_state", "plan_files", "rolling_journal", "vrrp_vip",
-                       "wt_instances", "wt_restart"]
+    assert MODULES == ["haproxy_info", "haproxy_server", "host_state", "plan_files", "role_checks", "rolling_journal",
+                       "vrrp_vip", "wt_instances", "wt_restart"]
     assert ROLES == ["haproxy", "rolling_restart", "wt_app"]
 
 

@@ -1,4 +1,4 @@
-"""Runs our modules' code in-process against a real HAProxy (tests/unit/fixtures/haproxy/lab.py)."""
+"""Runs our modules' code in-process against a real HAProxy (tests/integration/local_haproxy.py)."""
 
 import importlib.util
 import shutil
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-LAB_PY = Path(__file__).resolve().parents[2] / "unit" / "fixtures" / "haproxy" / "lab.py"
+LAB_PY = Path(__file__).resolve().parents[1] / "local_haproxy.py"
 # State each lab instance is restored to between tests: (admin state of its own server, weight of
 # its placement server). app2-9091 is `disabled` in the lab's haproxy.cfg.
 LAB_INSTANCES = {"app1-9090": ("ready", 100), "app1-9091": ("ready", 100), "app2-9090": ("ready", 50),

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from ansible_collections.wtstack.fleet.plugins.module_utils import host_state as hs
+from ansible_collections.wtstack.fleet.plugins.modules import host_state as host_state_module
 
 
 def test_a_regular_file_is_read_like_the_template_module_sees_it(tmp_path):
@@ -140,3 +141,29 @@ def test_os_release_is_read_from_etc_else_usr_lib(tmp_path):
 def test_a_host_that_says_nothing_has_an_empty_id(tmp_path):
     assert hs.os_release((str(tmp_path / "none"),)) == {"id": "", "version_id": "", "pretty_name": "an unnamed system"}
     assert hs.parse_os_release('PRETTY_NAME="A \\"quoted\\" \\\\ name"\n') == {"PRETTY_NAME": 'A "quoted" \\ name'}
+
+
+def test_the_module_reads_what_a_role_wants_and_says_what_differs(tmp_path, run_module):
+    (tmp_path / "same.txt").write_text("same\n")
+    os.chmod(tmp_path / "same.txt", 0o644)
+    me = hs.user_state(hs.user_name(os.getuid()))
+    mine = {"owner": hs.user_name(os.getuid()), "group": hs.group_name(os.getgid())}
+    files = [dict(mine, src="same.j2", dest=str(tmp_path / "same.txt"), mode="0644"),
+             dict(mine, dest=str(tmp_path / "new.txt"), mode="0644")]
+    result = run_module(host_state_module, {
+        "files": files, "checksums": [hashlib.sha1(b"same\n").hexdigest(), hashlib.sha1(b"new\n").hexdigest()],
+        "directories": [str(tmp_path), str(tmp_path / "missing")],
+        "directory_mode": f"{os.stat(tmp_path).st_mode & 0o7777:04o}", "directory_owner": mine["owner"],
+        "directory_group": mine["group"],
+        "account": {"user": mine["owner"], "group": me["group"], "home": me["home"], "shell": me["shell"]}})
+    assert result["differences"] == {"missing_packages": [], "account_differs": False,
+                                     "directories": [str(tmp_path / "missing")], "files": [str(tmp_path / "new.txt")],
+                                     "requirements_met": True}
+    assert result["paths"][str(tmp_path / "same.txt")]["checksum"] == hashlib.sha1(b"same\n").hexdigest()
+    assert result["users"][mine["owner"]]["exists"] and result["changed"] is False
+
+
+def test_the_module_refuses_files_without_their_checksums(run_module):
+    file = {"dest": "/etc/x", "mode": "0644", "owner": "root", "group": "root"}
+    result = run_module(host_state_module, {"files": [file]})
+    assert result["failed"] and result["msg"] == "1 files but 0 checksums"

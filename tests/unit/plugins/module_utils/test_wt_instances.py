@@ -347,3 +347,33 @@ def test_a_stopped_instance_that_keeps_its_release_is_still_outdated_for_the_rol
                              restart_on_change=False, **ROOT)
     assert plan.start == [9090] and plan.link == {}
     assert plan.outdated == {9090: "it starts on release 1.0, not 2.0"}
+
+
+# ----------------------------------------------------------------- what the module is given
+
+
+TOPOLOGY_INSTANCES = [  # wtstack_topology.instances_by_host["app1"], as the topology filter returns them
+    {"host": "app1", "prefix": "app1-9090-", "listen_address": "198.51.100.21", "connect_address": "198.51.100.21",
+     "port": 9090, "weight": 100, "server_name": "app1-9090", "backend_name": "wt.app1-9090",
+     "unit_name": "wt@9090.service", "prefix_generated": True},
+    {"host": "app1", "prefix": "a-", "listen_address": "0.0.0.0", "connect_address": "198.51.100.21",
+     "port": 9091, "weight": 50, "server_name": "app1-9091", "backend_name": "wt.app1-9091",
+     "unit_name": "wt@9091.service", "prefix_generated": False},
+]
+
+
+def test_the_module_is_given_each_instance_with_its_settings_and_only_the_keys_it_takes():
+    assert wi.instance_arguments(TOPOLOGY_INSTANCES, ["a\n", "b\n"]) == [
+        {"port": 9090, "listen_address": "198.51.100.21", "settings": "a\n"},
+        {"port": 9091, "listen_address": "0.0.0.0", "settings": "b\n"}]
+    assert wi.instance_arguments([dict(TOPOLOGY_INSTANCES[0], release="2.0")], ["a\n"])[0]["release"] == "2.0"
+    with pytest.raises(ValueError, match="2 instances but 1 settings"):
+        wi.instance_arguments(TOPOLOGY_INSTANCES, ["a\n"])
+
+
+def test_each_instances_settings_file_is_planned_where_the_module_writes_it():
+    file = {"src": "instance.env.j2", "owner": "root", "group": "root", "mode": "0644"}
+    assert wi.settings_files(TOPOLOGY_INSTANCES, file, "/etc/wtstack/wt/instances") == [
+        dict(file, dest=wi.settings_path("/etc/wtstack/wt/instances", port), vars={"instance": instance})
+        for port, instance in zip((9090, 9091), TOPOLOGY_INSTANCES)]
+    assert wi.settings_path("/etc/wtstack/wt/instances", 9090) == "/etc/wtstack/wt/instances/9090.env"

@@ -80,3 +80,22 @@ def test_contradicting_options_fail_before_the_host_is_read(tmp_path):
     assert failed and msg == "instances: a port is listed twice: [9090, 9090]" and runner.calls == []
     failed, msg, dummy = run_wt_instances_module(params(tmp_path, 9090, settings_mode="rw"), runner)
     assert failed and msg.startswith("settings_mode: 'rw' is not an octal file mode")
+
+
+def test_a_release_for_every_instance_that_names_none(tmp_path):
+    releases, links = tmp_path / "releases", tmp_path / "instances"
+    (releases / "1.0").mkdir(parents=True)
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    instances = [dict(port=9090, listen_address="127.0.0.1", settings="a\n", release=None),
+                 dict(port=9091, listen_address="127.0.0.1", settings="b\n", release="0.9")]
+    failed, msg, result = run_wt_instances_module(
+        params(settings, instances=instances, release="1.0", releases_dir=str(releases), links_dir=str(links)),
+        Systemctl(), check_mode=True)
+    assert not failed and result["linked"] == {"9090": "1.0", "9091": "0.9"}
+
+
+def test_an_instance_without_settings_is_refused(tmp_path):
+    instances = [dict(port=9090, listen_address="127.0.0.1", settings=None, release=None)]
+    failed, msg, dummy = run_wt_instances_module(params(tmp_path, instances=instances), Systemctl())
+    assert failed and msg == "instances: no settings for port 9090; give settings or settings_template"

@@ -48,7 +48,7 @@ def test_the_roles_own_names_are_known_without_being_suggested(known):
     # defaults/vars, a registered result, set_fact, task vars, the playbooks' play vars and loop variables
     for name in ("haproxy_config_path", "wt_app_release_dir", "haproxy_packages_result", "haproxy_vrrp_interface_name",
                  "rolling_restart_state", "rolling_restart_deploy", "rolling_restart_outdated", "wtstack_role",
-                 "haproxy_settings_failed", "rolling_restart_lb", "wt_app_instances_result"):
+                 "wt_app_command_state", "rolling_restart_lb", "wt_app_instances_result"):
         assert known.knows(name), name
     assert "haproxy_packages_result" not in known.public["haproxy"]
     assert set(COLLECTION_VARIABLES) | {"wtstack_topology"} <= known.public[COLLECTION]

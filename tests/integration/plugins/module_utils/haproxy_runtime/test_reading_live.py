@@ -1,4 +1,4 @@
-"""Reading only the instances asked about, against a real HAProxy (tests/unit/fixtures/haproxy/lab.py,
+"""Reading only the instances asked about, against a real HAProxy (tests/integration/local_haproxy.py,
 whose backend wt has the ids the role gives it): the same views as the whole table, in every state."""
 
 import pytest

@@ -1,11 +1,6 @@
 """The ids haproxy.cfg gives backend wt and its placement servers, computed the same everywhere."""
 
-import importlib.util
-from pathlib import Path
-
 from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime import ids
-
-LAB_PY = Path(__file__).resolve().parents[3] / "fixtures" / "haproxy" / "lab.py"
 
 
 def test_each_name_has_its_id_and_collisions_are_told_apart(monkeypatch):
@@ -16,10 +11,3 @@ def test_each_name_has_its_id_and_collisions_are_told_apart(monkeypatch):
     monkeypatch.setattr(ids, "placement_server_id", lambda name: 7)
     assert ids.placement_server_ids(["b", "a", "c"]) == {"a": 7, "b": 8, "c": 9}
 
-
-def test_the_fixture_haproxy_gives_the_same_ids():
-    spec = importlib.util.spec_from_file_location("haproxy_lab", LAB_PY)
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
-    assert lab.WT_ID == ids.PLACEMENT_BACKEND_ID
-    assert all(lab.placement_id(name) == ids.placement_server_id(name) for name in lab.SERVERS)
