@@ -20,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TOPOLOGY_PLAY = "Validate the inventory and compute the fleet topology"
+# playbooks/topology.yml's plays: the topology, then every host's role variables (both on the controller).
+TOPOLOGY_PLAYS = [TOPOLOGY_PLAY, "Check the role variables of every host"]
 # A second load balancer for the VIP cases on a lab fleet that has one; never contacted (every case is refused).
 SPARE_BALANCER = "lb-spare"
 SPARE_BALANCER_ADDRESS = "127.0.99.254"
@@ -327,10 +329,10 @@ def refusal_problems(case, hosts, returncode, output):
     """Why this run is not a proper early refusal; empty when it is.
 
     Proper: a non-zero exit; every expected fragment (host and variable) in the output; and the run
-    stopped inside the topology play. That play has gather_facts: false and runs only actions that
+    stopped inside the topology plays. They have gather_facts: false and run only actions that
     execute on the controller (set_fact delegated to localhost, include_role, argument spec
     validation, assert, debug), while every later play of site.yml contacts its hosts first (the
-    retire tasks' stat, fact gathering). So "no PLAY header but the topology play's" means no host
+    retire tasks' stat, fact gathering). So "no PLAY header but the topology plays'" means no host
     was contacted, hence none changed; the recap must also show changed=0 and unreachable=0
     everywhere.
     """
@@ -342,7 +344,7 @@ def refusal_problems(case, hosts, returncode, output):
         if flat(fragment) not in text:
             problems.append(f"the output lacks {fragment!r}")
     plays = re.findall(r"^PLAY \[(.*)\] \*", output, re.M)
-    if plays != [TOPOLOGY_PLAY]:
+    if plays != TOPOLOGY_PLAYS[:len(plays)] or not plays:
         problems.append(f"plays beyond the topology play started: {plays}")
     for host, _ok, changed, unreachable, _failed in RECAP.findall(output):
         if int(changed) or int(unreachable):

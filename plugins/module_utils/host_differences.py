@@ -65,10 +65,11 @@ def host_differences(read, account=None, directories=(), files=(), directory=Non
     account: {user, group, home, shell}; directories: paths that should be directories as
     ``directory`` says (default DIRECTORY); files: wanted_files(). Returns missing_packages,
     account_differs (false without ``account``), directories (to create, in the order given:
-    parents first), files (the dest of each file to write, in order) and requirements_met.
+    parents first), files (the dest of each file to write, in order), requirements_met, and pending:
+    whether any of these asks for a change.
     """
     paths, directory = read["paths"], {**DIRECTORY, **(directory or {})}
-    return {
+    differences = {
         "missing_packages": missing_packages(read.get("packages", {})),
         "account_differs": account_differs(read.get("users", {}), read.get("groups", {}), **account)
         if account else False,
@@ -77,3 +78,7 @@ def host_differences(read, account=None, directories=(), files=(), directory=Non
         "files": [file["dest"] for file in files if file_differs(paths[file["dest"]], file)],
         "requirements_met": all(requirement.get("satisfied") for requirement in read.get("requirements", [])),
     }
+    differences["pending"] = bool(differences["missing_packages"] or differences["account_differs"]
+                                  or differences["directories"] or differences["files"]
+                                  or not differences["requirements_met"])
+    return differences

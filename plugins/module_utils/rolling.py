@@ -211,13 +211,17 @@ def merge_journals(journals):
 
 # --- the roll's state, batch by batch ------------------------------------------------
 
-def start_roll(instances, params, now, play_hosts=None, journal=None, unavailable=(), current=None, roll_id=None):
+def start_roll(instances, params, now, play_hosts=None, journal=None, unavailable=(), down=(), current=None,
+               roll_id=None):
     """The state of a roll about to start (or resume).
 
     ``instances``: the topology's instances. ``params``: kind (restart | upgrade | rollback), target
     (the release an upgrade moves to), servers (rolling_restart_servers), max_unavailable, canary,
     max_failed, deadline (seconds, 0 for none), pause_after_canary. ``journal``: the merged journal
-    of the load balancers. ``unavailable``: instances out of rotation on some balancer now.
+    of the load balancers. ``unavailable``: instances out of rotation on some balancer now. ``down``:
+    instances every balancer sees down (checks failing) while leaving them in rotation: one being
+    rolled is out of rotation like the others (it goes first); the others are no capacity to keep,
+    so they neither count against the limit nor are touched, and the plan and summary count them.
     ``current``: for an upgrade, the instances already running the target (they have nothing to do).
     An upgrade moves every instance to ``target``; a rollback, each of ``params["releases"]``
     ({server: release}) to its own.
@@ -254,7 +258,9 @@ def start_roll(instances, params, now, play_hosts=None, journal=None, unavailabl
                    "failed": sorted(server for server in (journal.get("failed") or {}) if server in members)}
     done = set(rolled) | set(current or ())
     order = [server for server in spread_order(selected) if server not in done]
-    out = sorted(set(unavailable) & {instance["server_name"] for instance in instances})
+    known = {instance["server_name"] for instance in instances}
+    out = sorted((set(unavailable) | (set(down) & set(members))) & known)
+    down_outside = sorted((set(down) & known) - set(members))
     canary_size = min(canary, limits["count"], len(order)) if not (resumed and rolled) else 0
     state = {
         "kind": kind,
@@ -278,6 +284,7 @@ def start_roll(instances, params, now, play_hosts=None, journal=None, unavailabl
         "rolled_now": [],
         "failed": {},
         "out": out,
+        "down": down_outside,
         "cut": 0,
         "batches": [],
         "batch": [],
@@ -453,6 +460,7 @@ def summary_lines(state, now):
         ("failed (out of rotation)", str(len(state["failed"])) + (
             " (" + ", ".join(sorted(state["failed"])) + ")" if state["failed"] else "")),
         ("not rolled", str(len(state["pending"]))),
+        ("down, not in the roll", str(len(state["down"]))) if state.get("down") else None,
         ("connections cut", str(state["cut"])),
         ("batches", f"{len(state['batches'])} (max unavailable {state['limits']['count']}"
                     f" = {state['limits']['spec']}, canary {state['canary']})"),
@@ -476,6 +484,10 @@ def summary_lines(state, now):
     return lines
 
 
+def _some(servers, shown=5):
+    return ", ".join(servers[:shown]) + (f" and {len(servers) - shown} more" if len(servers) > shown else "")
+
+
 def resume_hint(state):
     """How to go on after a stop, naming the instances left out of rotation."""
     failed = ", ".join(sorted(state["failed"])) or "none"
@@ -496,20 +508,54 @@ def resume_hint(state):
 def ansible_results(registered):
     """Module results out of registered variables of several hosts, a list or {host: variable}: loop
     items flattened, skipped results (hosts that had nothing to do) dropped, each tagged with its
-    host (``_host``) when known."""
+    host (``_host``): the key of the mapping, else the host a loop item names (``delegate_to`` in a
+    loop over hosts).
+
+    Asynchronous jobs (``async`` with ``poll: 0``, then ``async_status``): give the launches' results
+    and then the collections', in that order; each job's last result stands for it. A job that never
+    reported an end (its collection ran out of retries, or never ran) failed."""
     pairs = registered.items() if isinstance(registered, Mapping) else ((None, item) for item in registered or [])
-    found = []
+    found, jobs = [], {}
     for host, item in pairs:
         if not isinstance(item, dict) or item.get("skipped"):
             continue
         items = item["results"] if isinstance(item.get("results"), list) else [item]
-        found.extend(dict(result, _host=host) for result in items
-                     if isinstance(result, dict) and not result.get("skipped"))
-    return found
+        for result in items:
+            if not isinstance(result, dict) or result.get("skipped"):
+                continue
+            result = dict(result, _host=host if host is not None else _loop_host(result))
+            job = result.get("ansible_job_id")
+            if job is None:
+                found.append(result)
+                continue
+            if job not in jobs:
+                found.append(job)
+            jobs[job] = result
+    return [_job_result(jobs[entry]) if isinstance(entry, str) else entry for entry in found]
+
+
+def _loop_host(result):
+    """The host a loop item names: the item itself, or, for an async job's collection, the item of
+    the launch it collects."""
+    for dummy in range(2):
+        item = result.get(result.get("ansible_loop_var") or "item")
+        if isinstance(item, str):
+            return item
+        if not isinstance(item, dict):
+            return None
+        result = item
+    return None
+
+
+def _job_result(result):
+    if result.get("finished") or result.get("failed") or result.get("unreachable"):
+        return result
+    return dict(result, failed=True, msg=f"its job {result.get('ansible_job_id')} never reported an end")
 
 
 def _where(result):
-    return result.get("lb") or result.get("_ansible_delegated_vars", {}).get("ansible_host") or "a load balancer"
+    return (result.get("lb") or result.get("_host") or result.get("_ansible_delegated_vars", {}).get("ansible_host")
+            or "a load balancer")
 
 
 def _server_entries(result):
@@ -617,17 +663,36 @@ def describe(state, now):
                 hint=resume_hint(state) if state["stopped"] else None)
 
 
-def unavailable_servers(info_results):
-    """Instances some balancer does not route new sessions to now (not ready, or not up), from
-    haproxy_info results of every balancer."""
-    out = set()
+def _instance_rows(info_results):
+    """{server: [its row on each balancer]} of the Wt instances in haproxy_info results."""
+    rows = {}
     for result in ansible_results(info_results):
         for server in result.get("servers") or []:
-            if server.get("backend") != PLACEMENT_BACKEND or not server.get("own_backend"):
-                continue
-            if server.get("admin_state") != "ready" or server.get("operational_state") != "running":
-                out.add(server["server"])
-    return sorted(out)
+            if server.get("backend") == PLACEMENT_BACKEND and server.get("own_backend"):
+                rows.setdefault(server["server"], []).append(server)
+    return rows
+
+
+def _down_everywhere(rows):
+    """Left in rotation by every balancer (admin ready) and down on every one: its checks fail."""
+    return all(row.get("admin_state") == "ready" for row in rows) and \
+        all(row.get("operational_state") != "running" for row in rows)
+
+
+def unavailable_servers(info_results):
+    """Instances some balancer does not route new sessions to now (not ready, or not up), from
+    haproxy_info results of every balancer; those down on every balancer (down_servers) apart."""
+    return sorted(server for server, rows in _instance_rows(info_results).items()
+                  if not _down_everywhere(rows)
+                  and any(row.get("admin_state") != "ready" or row.get("operational_state") != "running"
+                          for row in rows))
+
+
+def down_servers(info_results):
+    """Instances every balancer leaves in rotation but sees down (their health checks fail): an
+    instance that is not running, or a host that does not exist. They are no capacity whatever a
+    roll does: outside the roll they are left alone and not counted against its limit."""
+    return sorted(server for server, rows in _instance_rows(info_results).items() if _down_everywhere(rows))
 
 
 def plan(instances, params, now, play_hosts=None, journals=(), info=(), current=(), roll_id=None):
@@ -635,7 +700,8 @@ def plan(instances, params, now, play_hosts=None, journals=(), info=(), current=
     balancer; with the plan's texts."""
     journal = merge_journals([result.get("journal") for result in ansible_results(journals)])
     state = start_roll(instances, params, now, play_hosts=play_hosts, journal=journal,
-                       unavailable=unavailable_servers(info), current=current, roll_id=roll_id)
+                       unavailable=unavailable_servers(info), down=down_servers(info), current=current,
+                       roll_id=roll_id)
     state = dict(state, batch_failed={}, batch_cut={}, batch_previous={}, restart_on={}, bring_up=[],
                  keep_out=[], watch=[])
     state["plan"] = plan_lines(state)
@@ -663,6 +729,9 @@ def plan_lines(state):
         lines.append(f"{len(state['skipped_current'])} instance(s) already run {state['target']}: left alone")
     if state["out"]:
         lines.append(f"out of rotation before the roll (counted against the limit): {', '.join(state['out'])}")
+    if state.get("down"):
+        lines.append(f"{len(state['down'])} instance(s) outside the roll are down on every load balancer "
+                     f"({_some(state['down'])}): no capacity, not counted against the limit, left alone")
     for number, batch in enumerate(batches, start=1):
         label = "canary" if number == 1 and state["canary"] else f"batch {number}"
         lines.append(f"  {label}: {', '.join(batch)}")

@@ -240,6 +240,9 @@ differences:
     requirements_met:
       description: Whether every requirement of O(requirements) is satisfied.
       type: bool
+    pending:
+      description: Whether any of the above asks for a change (a package, the account, a directory, a file, a requirement).
+      type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -8,6 +8,7 @@ WTSTACK_KEEP_LAB=1 (handy while developing: the next run reuses the running lab)
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -48,6 +49,12 @@ sys.stdout.write(reply.decode())
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+def children_cpu_seconds():
+    """CPU seconds of the processes this one has waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def lab_command(*args, timeout=1800):
     started = time.monotonic()
     subprocess.run([sys.executable, str(REPO / "tests/lab/lab.py"), *args], cwd=REPO, check=True, timeout=timeout)
@@ -59,6 +66,8 @@ class PlaybookRun:
     returncode: int
     output: str
     seconds: float
+    # The controller's CPU: ansible-playbook and every process it waited for (its workers, ssh).
+    cpu_seconds: float = 0.0
 
     def recap(self):
         """{host: {"ok": n, "changed": n, "unreachable": n, "failed": n}} from PLAY RECAP."""
@@ -127,9 +136,10 @@ class Lab:
 
     def playbook(self, playbook, *args, timeout=1500, inventory=None, bin_dir=BIN):
         argv, env = self.playbook_command(playbook, *args, inventory=inventory, bin_dir=bin_dir)
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), children_cpu_seconds()
         result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-        run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+        run = PlaybookRun(result.returncode, result.stdout + result.stderr, time.monotonic() - started,
+                          children_cpu_seconds() - cpu_before)
         self.save_log(playbook, run.output)
         return run
 

@@ -16,7 +16,10 @@ turn); not one request may fail. Then:
   with -e wt_app_version=1.0 moves only what is off it and installs nothing;
 - a roll stopped by rolling_deadline, then run again, rolls only the rest;
 - rolling_drain: sessions waits for an instance's WebSockets to close (the roll goes on within a
-  second of the last), and a shorter timeout cuts them, counted in the summary.
+  second of the last), and a shorter timeout cuts them, counted in the summary;
+- last (it leaves the balancers with 1,000 instances): the same roll of the 24 instances inside an
+  inventory of 1,000 instances on 100 app hosts, 92 of them phantoms that do not exist and whose
+  instances HAProxy sees down, against the 8-host inventory: wall time and controller CPU within 1.2x.
 """
 
 import json
@@ -24,6 +27,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +39,12 @@ from fleet_state import instance_pids
 from load import SessionLoad
 from wt_http import new_session, session_page, whoami
 
+sys.path.insert(0, str(REPO / "tests/lab"))
+import phantom_inventory  # noqa: E402
+
 ROLLING_FLEET = Path(os.environ.get("WTSTACK_E2E_ROLLING_FLEET", REPO / "tests/e2e/fleet-rolling.yml"))
+# The phantom app hosts' addresses: loopback addresses where nothing listens (never contacted).
+PHANTOM_NETWORK = os.environ.get("WTSTACK_E2E_PHANTOM_NETWORK", "127.0.41.0/24")
 SESSIONS = 48  # two per instance on average; every instance holds at least one
 INTERVAL = 0.2
 # The same drain for every measured roll: the load never lets a session go quiet, so each batch's
@@ -47,7 +56,7 @@ BROKEN = ["-e", "wt_app_version=3.0-broken",
 # A row of the summary's batch table: batch, instances, seconds, then out, restart and back.
 BATCH_ROW = re.compile(r"^\s*- '\s+\d+c?\s+\d+\s+[0-9.]+\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s", re.M)
 SUMMARY_ROW = re.compile(r"^\s*- '\s+(instances selected|already current|rolled|failed \(out of rotation\)|"
-                         r"not rolled|connections cut|batches|duration)\s+(.*?)'?$", re.M)
+                         r"not rolled|down, not in the roll|connections cut|batches|duration)\s+(.*?)'?$", re.M)
 # Run on a load balancer: every 0.2 s, the time and how many placement servers take new sessions.
 SAMPLER = """
 import socket, time
@@ -132,7 +141,7 @@ def fleet():
         lab_command("down", timeout=600)
 
 
-def rolled_under_load(lab, playbook, *args, out_of_rotation=()):
+def rolled_under_load(lab, playbook, *args, out_of_rotation=(), inventory=None):
     """Runs a roll under load (new sessions on every instance but those `out_of_rotation`), sampling
     capacity; (run, load, sampler)."""
     prefixes = [instance.prefix for instance in lab.topology.instances if instance.server_name not in out_of_rotation]
@@ -140,7 +149,7 @@ def rolled_under_load(lab, playbook, *args, out_of_rotation=()):
                        on_stall=lab.snapshot_stall).start()
     time.sleep(2)
     sampler = CapacitySampler(lab)
-    run = lab.playbook(playbook, *args)
+    run = lab.playbook(playbook, *args, inventory=inventory)
     sampler.stop()
     time.sleep(1)
     load.stop()
@@ -175,10 +184,8 @@ def test_roll_time_grows_with_batches_not_instances_and_capacity_never_falls_bel
 
     The 12 are chosen with rolling_restart_servers across the same eight hosts, so both rolls run the
     same play and the same five batches, and differ only in the instances a batch holds: what the goal
-    is about. Selecting them with --limit (four hosts) would also halve the play's hosts, and Ansible
-    runs every task of a batch for every host of the play, skipped or not (a fork and the host's
-    variables on the controller, about 25 ms of controller CPU each, measured): a second variable, the
-    fleet's host count, folded into the ratio."""
+    is about. (The play's host count no longer folds into it: one host conducts the roll, see the last
+    test of this module.)"""
     instances = len(fleet.topology.instances)
     per_host = [fleet.topology.instances_on(host) for host in fleet.topology.app_hosts]
     twelve = [on_host[0].server_name for on_host in per_host] + [on_host[1].server_name for on_host in per_host[:4]]
@@ -373,3 +380,51 @@ def test_sessions_drain_waits_for_the_last_websocket_and_a_shorter_timeout_cuts_
     print(f"with a 3 s drain timeout: {summary(cut.output)} ({time.monotonic() - started:.0f}s)")
     assert summary(cut.output)["connections cut"] == "2"
     all_up(fleet)
+
+
+def test_a_roll_inside_a_1000_instance_inventory_costs_what_it_costs_inside_an_8_host_one(fleet, tmp_path):
+    """The control plane's cost follows the work: the 24 instances rolled at 25 % (a canary and four
+    batches), selected with rolling_restart_servers, in the lab's 8-host inventory and in one of
+    1,000 instances on 100 app hosts whose 92 others are phantoms (no such host; the balancers,
+    converged with that inventory, carry all 1,000 instances and see the phantoms' down). Two rounds,
+    alternating, the faster of each compared: wall time and the controller's CPU within 1.2x. Under
+    load, with no failed request and the floor held on every balancer; the phantoms' instances are no
+    capacity (left alone, not counted against the limit, counted in the summary)."""
+    big = phantom_inventory.write(INVENTORY, tmp_path / "inventory-1000.yml", 100, 1000, PHANTOM_NETWORK)
+    converge = fleet.playbook("site.yml", "--limit", "haproxy", inventory=big)
+    assert converge.returncode == 0, converge.output[-6000:]
+    deadline = time.monotonic() + 120
+    for lb in fleet.topology.lb_hosts:  # until every phantom's checks have failed enough to be down
+        while True:
+            statuses = fleet.server_status(lb)
+            down = sum(status.startswith("DOWN") for status in statuses.values())
+            if (len(statuses), down) == (1000, 976) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert len(statuses) == 1000 and down == 976 and sum(status.startswith("UP") for status in
+                                                             statuses.values()) == 24, (lb, sorted(set(statuses.values())))
+    real = [instance.server_name for instance in fleet.topology.instances]
+    args = [*DRAIN, "-e", "rolling_max_unavailable=25%", "-e", json.dumps({"rolling_restart_servers": real})]
+    floor = len(real) - len(real) // 4
+    print(f"\nbalancers converged with 1,000 instances in {converge.seconds:.0f}s; load average {load_average()}")
+    measured = {"8 hosts": [], "100 hosts": []}
+    for label in ("8 hosts", "100 hosts", "100 hosts", "8 hosts"):
+        inventory = big if label == "100 hosts" else None
+        run, load, sampler = rolled_under_load(fleet, "playbooks/rolling_restart.yml", *args,
+                                               inventory=inventory)
+        assert run.returncode == 0, run.output[-6000:]
+        table = summary(run.output)
+        assert table["rolled"] == "24" and table["failed (out of rotation)"] == "0", table
+        assert table.get("down, not in the roll") == ("976" if inventory else None), table
+        lowest = sampler.lowest()
+        assert all(value is not None and value >= floor for value in lowest.values()), (label, floor, lowest)
+        measured[label].append((run.seconds, run.cpu_seconds, roll_seconds(run.output), step_seconds(run.output),
+                                table["batches"]))
+    for label, rounds in measured.items():
+        for wall, cpu, seconds, steps, batches in rounds:
+            print(f"  {label:>9}: playbook {wall:5.1f}s, controller CPU {cpu:5.1f}s; roll {seconds:5.1f}s (out "
+                  f"{steps['out']:.1f}s, restart {steps['restart']:.1f}s, back {steps['back']:.1f}s), batches {batches}")
+    wall = min(r[0] for r in measured["100 hosts"]) / min(r[0] for r in measured["8 hosts"])
+    cpu = min(r[1] for r in measured["100 hosts"]) / min(r[1] for r in measured["8 hosts"])
+    print(f"  100 hosts / 8 hosts (faster rounds): wall {wall:.2f}, controller CPU {cpu:.2f} (goal <= 1.2 each)")
+    assert wall <= 1.2 and cpu <= 1.2

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
 
 LAB_PY = Path(__file__).resolve().parents[2] / "lab" / "lab.py"
+REPO = LAB_PY.parents[2]
 _spec = importlib.util.spec_from_file_location("wtstack_lab", LAB_PY)
 lab = importlib.util.module_from_spec(_spec)
 sys.modules["wtstack_lab"] = lab  # dataclasses look the module up while the class is created
@@ -345,6 +347,39 @@ def test_a_scale_fleet_of_any_size_is_a_valid_lab_fleet(app_hosts, instances):
 def test_a_scale_fleet_that_cannot_be_is_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
         scale_fleet.scale_fleet(*arguments)
+
+
+# ----------------------------------------------------------------------------- phantom app hosts
+
+_phantom_spec = importlib.util.spec_from_file_location("wtstack_phantom_inventory",
+                                                       LAB_PY.parent / "phantom_inventory.py")
+phantom_inventory = importlib.util.module_from_spec(_phantom_spec)
+_phantom_spec.loader.exec_module(phantom_inventory)
+
+
+def test_phantom_hosts_fill_a_lab_inventory_up_to_the_fleet_size_asked_for():
+    rolling = lab.parse_fleet(yaml.safe_load((REPO / "tests/e2e/fleet-rolling.yml").read_text()), "rolling")
+    document = phantom_inventory.phantom_inventory(lab.build_inventory(rolling, Path("/k")), 100, 1000,
+                                                   "127.0.41.0/24")
+    hosts = document["all"]["children"]["wt"]["hosts"]
+    assert len(hosts) == 100 and list(hosts)[:8] == [f"roll-app{n}" for n in range(1, 9)]
+    assert sum(host["wt_instances"] for host in hosts.values()) == 1000
+    phantoms = [host for name, host in hosts.items() if name.startswith("phantom")]
+    assert {host["wt_instances"] for host in phantoms} == {10, 11}
+    assert phantoms[0]["ansible_host"] == "127.0.41.1" and phantoms[-1]["ansible_host"] == "127.0.41.92"
+    assert list(document["all"]["children"]["haproxy"]["hosts"]) == ["roll-lb1", "roll-lb2"]
+    topology = build_topology({"all": [*document["all"]["children"]["haproxy"]["hosts"], *hosts],
+                               "haproxy": list(document["all"]["children"]["haproxy"]["hosts"]), "wt": list(hosts)},
+                              {**document["all"]["children"]["haproxy"]["hosts"], **hosts})
+    assert len(topology.instances) == 1000
+
+
+def test_phantom_hosts_that_do_not_fit_are_refused():
+    rolling = lab.parse_fleet(yaml.safe_load((REPO / "tests/e2e/fleet-rolling.yml").read_text()), "rolling")
+    with pytest.raises(ValueError, match="no room for phantom hosts"):
+        phantom_inventory.phantom_inventory(lab.build_inventory(rolling, Path("/k")), 8, 1000, "127.0.41.0/24")
+    with pytest.raises(ValueError, match="room for 14 phantom hosts"):
+        phantom_inventory.phantom_inventory(lab.build_inventory(rolling, Path("/k")), 100, 1000, "127.0.41.0/28")
 
 
 # ----------------------------------------------------------------------------- inotify instances

@@ -39,7 +39,7 @@ def differences(read, **wanted):
 
 def test_a_converged_host_differs_in_nothing():
     assert differences(converged()) == {"missing_packages": [], "account_differs": False, "directories": [],
-                                        "files": [], "requirements_met": True}
+                                        "files": [], "requirements_met": True, "pending": False}
 
 
 def test_a_fresh_host_needs_everything():
@@ -48,7 +48,8 @@ def test_a_fresh_host_needs_everything():
              "requirements": [{"satisfied": False}], "users": {"wt": {"exists": False}},
              "groups": {"wt": {"exists": False}}}
     assert differences(fresh) == {"missing_packages": ["python3-venv", "python3-packaging"], "account_differs": True,
-                                  "directories": ["/opt/wtstack"], "files": [FILE["dest"]], "requirements_met": False}
+                                  "directories": ["/opt/wtstack"], "files": [FILE["dest"]], "requirements_met": False,
+                                  "pending": True}
 
 
 @pytest.mark.parametrize("state", [file(checksum="0" * 40), file(mode="0600"), file(owner="wt"), file(group="wt"),
@@ -57,6 +58,7 @@ def test_a_file_differs_in_type_mode_owner_group_or_content(state):
     read = converged()
     read["paths"][FILE["dest"]] = state
     assert differences(read)["files"] == [FILE["dest"]]
+    assert differences(read)["pending"]
 
 
 @pytest.mark.parametrize("state", [directory(mode="0700"), directory(owner="wt"), directory(group="wt"),
@@ -83,7 +85,7 @@ def test_an_account_differs_in_group_home_or_shell(user):
 
 def test_what_is_not_asked_about_is_not_compared():
     assert host_differences({"paths": {}}) == {"missing_packages": [], "account_differs": False, "directories": [],
-                                               "files": [], "requirements_met": True}
+                                               "files": [], "requirements_met": True, "pending": False}
 
 
 def test_each_file_is_the_roles_own_entry_with_its_checksum():
@@ -92,3 +94,15 @@ def test_each_file_is_the_roles_own_entry_with_its_checksum():
         wanted_files([FILE], [CHECKSUM, CHECKSUM])
     with pytest.raises(DifferencesError, match=r"files\[0\]: owner, group missing"):
         wanted_files([{"dest": "/x", "mode": "0644"}], [CHECKSUM])
+
+
+@pytest.mark.parametrize("change", ["packages", "requirements", "account"])
+def test_any_single_difference_is_pending(change):
+    read = converged()
+    if change == "packages":
+        read["packages"] = {"python3-venv": False}
+    elif change == "requirements":
+        read["requirements"] = [{"satisfied": False}]
+    else:
+        read["users"]["wt"]["shell"] = "/bin/bash"
+    assert differences(read)["pending"]

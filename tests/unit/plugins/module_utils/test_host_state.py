@@ -158,7 +158,7 @@ def test_the_module_reads_what_a_role_wants_and_says_what_differs(tmp_path, run_
         "account": {"user": mine["owner"], "group": me["group"], "home": me["home"], "shell": me["shell"]}})
     assert result["differences"] == {"missing_packages": [], "account_differs": False,
                                      "directories": [str(tmp_path / "missing")], "files": [str(tmp_path / "new.txt")],
-                                     "requirements_met": True}
+                                     "requirements_met": True, "pending": True}
     assert result["paths"][str(tmp_path / "same.txt")]["checksum"] == hashlib.sha1(b"same\n").hexdigest()
     assert result["users"][mine["owner"]]["exists"] and result["changed"] is False
 

@@ -430,3 +430,67 @@ def test_results_of_loops_skips_and_hosts_are_flattened():
     found = rolling.ansible_results({"h1": carried({"x": 1}, {"skipped": True}), "h2": SKIPPED, "h3": {"y": 2}})
     assert found == [{"x": 1, "_host": "h1"}, {"y": 2, "_host": "h3"}]
     assert rolling.ansible_results(None) == []
+
+
+def test_instances_down_on_every_balancer_outside_the_roll_are_left_alone_and_not_counted():
+    """A huge inventory whose other hosts do not exist: HAProxy sees their instances down (checks
+    fail) but in rotation; they are no capacity, so they neither count against the limit nor stop
+    the roll, and the plan and summary say how many there were."""
+    row = {"backend": "wt", "own_backend": "wt.x", "admin_state": "ready", "operational_state": "running"}
+    instances = fleet(3, 3, 3, 3)
+    dead = [instance["server_name"] for instance in instances if instance["host"] in ("app3", "app4")]
+    info = [carried({"servers": [dict(row, server=name, operational_state="stopped" if name in dead else "running")
+                                 for name in (instance["server_name"] for instance in instances)]})
+            for dummy in ("lb1", "lb2")]
+    assert rolling.down_servers(info) == sorted(dead) and rolling.unavailable_servers(info) == []
+    state = rolling.plan(instances, {"kind": "restart", "max_unavailable": "50%", "canary": 0,
+                                     "servers": [i["server_name"] for i in instances if i["host"] in ("app1", "app2")]},
+                         0, info=info)
+    assert state["out"] == [] and state["down"] == sorted(dead) and len(state["batch"]) == 3
+    assert "6 instance(s) outside the roll are down on every load balancer (app3-9090, app3-9091, app3-9092, " \
+           "app4-9090, app4-9091 and 1 more): no capacity, not counted against the limit, left alone" in state["plan"]
+    assert "  down, not in the roll     6" in state["summary"]
+
+
+def test_an_instance_of_the_roll_that_is_down_goes_first_and_counts_until_rolled():
+    row = {"backend": "wt", "own_backend": "wt.x", "admin_state": "ready", "operational_state": "running"}
+    info = [carried({"servers": [dict(row, server="app2-9091", operational_state="stopped")]})]
+    state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 1, "canary": 0}, 0, info=info)
+    assert state["out"] == ["app2-9091"] and state["down"] == [] and state["batch"] == ["app2-9091"]
+
+
+def test_down_on_one_balancer_only_is_out_of_rotation():
+    row = {"backend": "wt", "own_backend": "wt.x", "admin_state": "ready", "operational_state": "stopped"}
+    info = [carried({"servers": [dict(row, server="a")]}),
+            carried({"servers": [dict(row, server="a", operational_state="running")]})]
+    assert rolling.unavailable_servers(info) == ["a"] and rolling.down_servers(info) == []
+
+
+def test_async_jobs_stand_for_their_last_result_named_after_the_launch_loop_item():
+    launched = {"results": [
+        {"ansible_job_id": "j1", "started": 1, "finished": 0, "ansible_loop_var": "lb", "lb": "lb1"},
+        {"unreachable": True, "msg": "ssh: no route", "ansible_loop_var": "lb", "lb": "lb2"},
+        {"ansible_job_id": "j3", "started": 1, "finished": 0, "ansible_loop_var": "lb", "lb": "lb3"},
+        {"ansible_job_id": "j4", "started": 1, "finished": 0, "ansible_loop_var": "lb", "lb": "lb4"}]}
+    collected = {"results": [
+        {"ansible_job_id": "j1", "finished": 1, "servers": [], "ansible_loop_var": "job",
+         "job": launched["results"][0]},
+        {"ansible_job_id": "j3", "finished": 0, "attempts": 40, "ansible_loop_var": "job",
+         "job": launched["results"][2]}]}
+    found = rolling.ansible_results([launched, collected])
+    assert [(result["_host"], bool(result.get("failed")), result.get("unreachable")) for result in found] == [
+        ("lb1", False, None), ("lb2", False, True), ("lb3", True, None), ("lb4", True, None)]
+    assert found[3]["msg"] == "its job j4 never reported an end"
+
+
+def test_a_restart_whose_host_did_not_report_names_the_host_from_the_loop():
+    state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "canary": 0}, 0)
+    state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"]))], 1)
+    launched = {"results": [{"ansible_job_id": "j1", "started": 1, "finished": 0, "ansible_loop_var": "on", "on": "app1"},
+                            {"unreachable": True, "msg": "ssh: timed out", "ansible_loop_var": "on", "on": "app2"}]}
+    collected = {"results": [{"ansible_job_id": "j1", "finished": 1, "ansible_loop_var": "job",
+                              "job": launched["results"][0],
+                              "instances": [{"server": "app1-9090", "healthy": True}]}]}
+    state = rolling.advance(state, "restart", [launched, collected], 5)
+    assert state["bring_up"] == ["app1-9090"]
+    assert state["batch_failed"]["app2-9090"] == "app2 did not report the restart: ssh: timed out"
