@@ -354,7 +354,8 @@ def markdown(result, number=5):
             f"{result['settings']['rounds']} rounds; every run reported changed=0. Ratio: within a round, to the "
             "smallest size.",
             "",
-            "| app hosts | wall (median) | ÷ smallest | controller CPU | app hosts' CPU | LBs' CPU | load avg | bound by |",
+            "| app hosts | wall (median) | ÷ smallest | controller CPU | app hosts' CPU | LBs' CPU | load avg "
+            "| bound by |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for row in rows:
@@ -376,7 +377,8 @@ def markdown(result, number=5):
             span = last["size"] - first["size"]
             lines += ["", "Each more app host costs about "
                           f"{(last['seconds'] - first['seconds']) / span:.2f} s of wall time, "
-                          f"{(last['controller_cpu_s'] - first['controller_cpu_s']) / span:.2f} s of controller CPU and "
+                          f"{(last['controller_cpu_s'] - first['controller_cpu_s']) / span:.2f} s "
+                          "of controller CPU and "
                           f"{(last['app_cpu_s'] - first['app_cpu_s']) / span:.2f} s of its own CPU per run; the rest "
                           f"of the smallest run ({first['seconds']:.0f} s) is the load balancers' plays and the "
                           "validation of the whole inventory, the same at every size."]
@@ -432,7 +434,8 @@ def markdown(result, number=5):
         biggest = max(result["plan"], key=lambda row: (row["instances"], row["scope"] == "all hosts"))
         lines += ["", f"At {biggest['instances']:,} instances on all {biggest['app_hosts']} app hosts the run is "
                       f"controller CPU ({biggest['controller_cpu_s']:.0f} s of {biggest['seconds']:.0f} s): about "
-                      f"{biggest['controller_cpu_s'] / biggest['app_hosts'] * 1000:.0f} ms per host, the worker process "
+                      f"{biggest['controller_cpu_s'] / biggest['app_hosts'] * 1000:.0f} ms per host, "
+                      "the worker process "
                       "and variables of each of its few tasks (validation, rendering), not the rendering itself.", ""]
     return lines
 

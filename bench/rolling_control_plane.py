@@ -92,7 +92,8 @@ def measure(checkout, paths, real_servers, rounds):
     for round_ in range(rounds):
         order = list(paths) if round_ % 2 == 0 else list(reversed(paths))
         for size in order:
-            fixed = playbook(checkout, paths[size], "playbooks/rolling_restart.yml", "--check", *roll_args(real_servers))
+            fixed = playbook(checkout, paths[size], "playbooks/rolling_restart.yml", "--check",
+                             *roll_args(real_servers))
             roll = playbook(checkout, paths[size], "playbooks/rolling_restart.yml", *roll_args(real_servers))
             batches = int(SUMMARY_BATCHES.search(roll[2]).group(1))
             steps = [row[1:] for row in STEPS.findall(roll[2].split("Rolling ")[-1])]

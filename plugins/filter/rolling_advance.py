@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: rolling_advance
 author: wtstack.fleet contributors (@wtstack)
-version_added: "0.3.0"
+version_added: "1.0.0"
 short_description: Take a rolling batch one step further from what the modules returned
 description:
   - Reads the registered results of one step of the current batch and returns the roll's state with

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: rolling_plan
 author: wtstack.fleet contributors (@wtstack)
-version_added: "0.3.0"
+version_added: "1.0.0"
 short_description: Plan a rolling restart, upgrade or rollback of Wt instances in batches
 description:
   - Turns the fleet topology, the roll's parameters and what the load balancers hold now (their roll

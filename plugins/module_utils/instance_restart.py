@@ -136,8 +136,8 @@ def restart(run, instances, path, timeout, interval, check=probe, clock=time.mon
     order = {instance["server"]: index for index, instance in enumerate(instances)}
     moved = move_to_releases(instances, links_dir, releases_dir) if links_dir else {}
     refused = {server: error for server, (dummy, error) in moved.items() if error}
-    outcomes = [Outcome(instance["server"], int(instance["port"]), instance["unit"], False, 0.0, refused[instance["server"]],
-                        moved[instance["server"]][0], moved[instance["server"]][0])
+    outcomes = [Outcome(instance["server"], int(instance["port"]), instance["unit"], False, 0.0,
+                        refused[instance["server"]], moved[instance["server"]][0], moved[instance["server"]][0])
                 for instance in instances if instance["server"] in refused]
     instances = [instance for instance in instances if instance["server"] not in refused]
     units = [instance["unit"] for instance in instances]

@@ -238,7 +238,8 @@ def start_roll(instances, params, now, play_hosts=None, journal=None, unavailabl
         raise RollingError(f"rolling_deadline: {params.get('deadline')!r} must be 0 (none) or a number of seconds")
     pause = float(params.get("pause_after_canary") or 0)
     if pause < 0:
-        raise RollingError(f"rolling_pause_after_canary: {params.get('pause_after_canary')!r} must be 0 or more seconds")
+        raise RollingError(f"rolling_pause_after_canary: {params.get('pause_after_canary')!r} "
+                           "must be 0 or more seconds")
     releases = dict(params.get("releases") or {})
     if kind == "upgrade" and not releases:
         releases = {member["server"]: target for member in selected}
@@ -718,7 +719,8 @@ def plan_lines(state):
              f"{len(batches)} batch(es); at most {state['limits']['count']} out of rotation at once "
              f"(rolling_max_unavailable {state['limits']['spec']})"
              + (f", canary {state['canary']}" if state["canary"] else "")
-             + (f" watched {state['pause_after_canary']:g} s" if state["canary"] and state["pause_after_canary"] else "")
+             + (f" watched {state['pause_after_canary']:g} s"
+                if state["canary"] and state["pause_after_canary"] else "")
              + f", rolling_max_failed {state['max_failed']}"
              + (f", deadline {state['deadline_at'] - state['started']:g} s" if state["deadline_at"] else "")]
     if state["resumed"]:

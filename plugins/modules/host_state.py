@@ -241,7 +241,8 @@ differences:
       description: Whether every requirement of O(requirements) is satisfied.
       type: bool
     pending:
-      description: Whether any of the above asks for a change (a package, the account, a directory, a file, a requirement).
+      description:
+        - Whether any of the above asks for a change (a package, the account, a directory, a file, a requirement).
       type: bool
 """
 

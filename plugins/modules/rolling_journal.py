@@ -18,7 +18,7 @@ description:
   - Without O(journal), with O(state=present), it only reads.
   - Writes are atomic (a temporary file in the same directory, then renamed), so a crash leaves the
     previous journal or the new one.
-version_added: 0.3.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:

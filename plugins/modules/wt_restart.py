@@ -22,7 +22,7 @@ description:
     not installed is not touched and counts as not come back.
   - Used by the C(wtstack.fleet.rolling_restart) role on the hosts of a batch, after every load
     balancer took the batch out of rotation. It never touches a load balancer.
-version_added: 0.3.0
+version_added: 1.0.0
 author:
   - wtstack.fleet contributors (@wtstack)
 options:

@@ -401,8 +401,8 @@ def test_a_roll_inside_a_1000_instance_inventory_costs_what_it_costs_inside_an_8
             if (len(statuses), down) == (1000, 976) or time.monotonic() > deadline:
                 break
             time.sleep(2)
-        assert len(statuses) == 1000 and down == 976 and sum(status.startswith("UP") for status in
-                                                             statuses.values()) == 24, (lb, sorted(set(statuses.values())))
+        up = sum(status.startswith("UP") for status in statuses.values())
+        assert (len(statuses), down, up) == (1000, 976, 24), (lb, sorted(set(statuses.values())))
     real = [instance.server_name for instance in fleet.topology.instances]
     args = [*DRAIN, "-e", "rolling_max_unavailable=25%", "-e", json.dumps({"rolling_restart_servers": real})]
     floor = len(real) - len(real) // 4
@@ -423,7 +423,8 @@ def test_a_roll_inside_a_1000_instance_inventory_costs_what_it_costs_inside_an_8
     for label, rounds in measured.items():
         for wall, cpu, seconds, steps, batches in rounds:
             print(f"  {label:>9}: playbook {wall:5.1f}s, controller CPU {cpu:5.1f}s; roll {seconds:5.1f}s (out "
-                  f"{steps['out']:.1f}s, restart {steps['restart']:.1f}s, back {steps['back']:.1f}s), batches {batches}")
+                  f"{steps['out']:.1f}s, restart {steps['restart']:.1f}s, back {steps['back']:.1f}s), "
+                  f"batches {batches}")
     wall = min(r[0] for r in measured["100 hosts"]) / min(r[0] for r in measured["8 hosts"])
     cpu = min(r[1] for r in measured["100 hosts"]) / min(r[1] for r in measured["8 hosts"])
     print(f"  100 hosts / 8 hosts (faster rounds): wall {wall:.2f}, controller CPU {cpu:.2f} (goal <= 1.2 each)")

@@ -10,10 +10,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHANGES = yaml.safe_load((REPO / "changelogs/changelog.yaml").read_text())
-# Their files are being rewritten elsewhere and still say 0.3.0, a release that never was; changelog 1.0.0 lists
-# them (released with --cummulative-release). Drop an entry when its file says 1.0.0.
-STALE_VERSION_ADDED = {("module", "rolling_journal"), ("module", "wt_restart"), ("filter", "rolling_advance"),
-                       ("filter", "rolling_plan")}
 
 
 def version_key(version):
@@ -41,10 +37,7 @@ def test_galaxy_version_is_the_last_release_or_ahead_of_it():
     assert version_key(galaxy["version"]) >= max(map(version_key, CHANGES["releases"]))
 
 
-@pytest.mark.parametrize("kind, name, release", [
-    pytest.param(*entry, marks=pytest.mark.xfail(strict=True, reason="file being rewritten elsewhere"))
-    if entry[:2] in STALE_VERSION_ADDED else entry
-    for entry in listed_as_new()])
+@pytest.mark.parametrize("kind, name, release", list(listed_as_new()))
 def test_version_added_is_the_release_that_lists_it(kind, name, release):
     assert documented_version_added(kind, name) == release
 

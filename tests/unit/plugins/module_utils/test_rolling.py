@@ -358,7 +358,8 @@ def test_an_instance_failing_a_step_goes_no_further_and_stays_out():
     state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"], failed=["app2-9090"]))], 1)
     assert list(state["restart_on"]) == ["app1"]
     assert state["batch_failed"] == {"app2-9090": "requests still in flight on lb1: timed out after 30 s: 2 request(s)"}
-    state = rolling.advance(state, "restart", {"app1": {"failed": True, "unreachable": True, "msg": "ssh: timed out"}}, 2)
+    state = rolling.advance(state, "restart",
+                            {"app1": {"failed": True, "unreachable": True, "msg": "ssh: timed out"}}, 2)
     assert state["bring_up"] == []
     assert state["batch_failed"]["app1-9090"] == "app1 did not report the restart: ssh: timed out"
     state = rolling.advance(state, "done", [], 4)
@@ -370,8 +371,8 @@ def test_an_instance_failing_a_step_goes_no_further_and_stays_out():
 
 def test_a_balancer_that_fails_takes_the_whole_batch_with_it():
     state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "canary": 0}, 0)
-    state = rolling.advance(state, "out", [carried({"lb": "lb2", "failed": True,
-                                                    "msg": f"HAProxy runtime socket {DEFAULT_SOCKET} does not exist"})], 1)
+    failure = {"lb": "lb2", "failed": True, "msg": f"HAProxy runtime socket {DEFAULT_SOCKET} does not exist"}
+    state = rolling.advance(state, "out", [carried(failure)], 1)
     assert state["restart_on"] == {}
     assert set(state["batch_failed"]) == {"app1-9090", "app2-9090"}
     assert state["batch_failed"]["app1-9090"].startswith("lb2: HAProxy runtime socket")
@@ -486,7 +487,8 @@ def test_async_jobs_stand_for_their_last_result_named_after_the_launch_loop_item
 def test_a_restart_whose_host_did_not_report_names_the_host_from_the_loop():
     state = rolling.plan(fleet(2, 2), {"kind": "restart", "max_unavailable": 2, "canary": 0}, 0)
     state = rolling.advance(state, "out", [carried(lb_result("lb1", state["batch"]))], 1)
-    launched = {"results": [{"ansible_job_id": "j1", "started": 1, "finished": 0, "ansible_loop_var": "on", "on": "app1"},
+    launched = {"results": [{"ansible_job_id": "j1", "started": 1, "finished": 0, "ansible_loop_var": "on",
+                             "on": "app1"},
                             {"unreachable": True, "msg": "ssh: timed out", "ansible_loop_var": "on", "on": "app2"}]}
     collected = {"results": [{"ansible_job_id": "j1", "finished": 1, "ansible_loop_var": "job",
                               "job": launched["results"][0],
