@@ -62,7 +62,7 @@ options:
 seealso:
   - name: wtstack.fleet inventory reference
     description: The variables the topology reads and the rules it enforces.
-    link: https://github.com/wtstack/fleet/blob/main/README.md#inventory-reference
+    link: https://github.com/wtstack/fleet/blob/main/docs/inventory.md#inventory-reference
   - name: wtstack.fleet design
     description: How the topology feeds the roles, the routing design and the contracts (prefixes, names, paths).
     link: https://github.com/wtstack/fleet/blob/main/docs/design.md

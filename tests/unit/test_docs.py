@@ -1,5 +1,6 @@
-"""The repository's own documents stay true to the tree: docs/design.md's links and reader's check,
-the paths that documents and comments name, and README's layout of plugins/."""
+"""The repository's own documents stay true to the tree: the links of README, docs/ and the role
+READMEs, docs/design.md's reader's check, the paths that documents and comments name, and
+docs/layout.md's layout of plugins/."""
 
 import os
 import re
@@ -9,10 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DESIGN = REPO / "docs/design.md"
+LAYOUT = REPO / "docs/layout.md"
+# The documents whose links are checked: the start page, the pages under docs/ and the roles' READMEs.
+LINKED_DOCUMENTS = sorted([REPO / "README.md", *REPO.joinpath("docs").glob("*.md"),
+                           *REPO.joinpath("roles").glob("*/README.md")])
 TEXT_SUFFIXES = {".py", ".yml", ".yaml", ".md", ".j2", ".cfg", ".lua", ".txt"}
 # Not ours to check: tools' and tests' output, caches, the links back to the root, captured replies.
 SKIPPED = ("collections", "playbooks/collections", "tests/output", "tests/unit/fixtures")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+LINK_MARKUP = re.compile(r"\[[^\]]*\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
 # A path into the tree as documents and comments write it (globs such as rolling_*.py are not paths).
 NAMED_PATH = re.compile(r"\b(?:plugins|roles|playbooks|tests|bench|docs)/[A-Za-z0-9_./@-]+\.(?:py|yml|md|j2|txt)\b")
 TEST_REFERENCE = re.compile(r"\]\(([^)]+\.py)\)::(\w+)(?:\[([^\]]+)\])?")
@@ -45,19 +51,27 @@ def anchors(markdown):
     return found
 
 
-def design_links():
-    text = DESIGN.read_text()
-    return [link for link in LINK.findall(text) if not re.match(r"[a-z]+://", link)]
+def document_links():
+    """(document relative to the root, link) for every link of the documents that is not a URL."""
+    return [(document.relative_to(REPO).as_posix(), link) for document in LINKED_DOCUMENTS
+            for link in dict.fromkeys(LINK.findall(document.read_text())) if not re.match(r"[a-z]+:", link)]
 
 
-@pytest.mark.parametrize("link", design_links())
-def test_every_link_of_the_design_document_resolves(link):
+def test_the_documents_checked_include_the_start_page_and_every_page_of_docs():
+    checked = {document for document, dummy in document_links()}
+    assert {"README.md", "docs/design.md", "docs/layout.md", "docs/routing.md"} <= checked
+
+
+@pytest.mark.parametrize("document, link", document_links())
+def test_every_link_of_the_documents_resolves_inside_the_repository(document, link):
     target, dummy, anchor = link.partition("#")
-    path = (DESIGN.parent / target).resolve() if target else DESIGN
-    assert path.exists(), f"docs/design.md links to {target}, which does not exist"
+    source = REPO / document
+    path = (source.parent / target).resolve() if target else source
+    assert path.is_relative_to(REPO), f"{document} links to {target}, outside the repository"
+    assert path.exists(), f"{document} links to {target}, which does not exist"
     if anchor:
         assert path.suffix == ".md", link
-        assert anchor in anchors(path.read_text()), f"{path.name} has no heading for #{anchor}"
+        assert anchor in anchors(path.read_text()), f"{document}: {path.name} has no heading for #{anchor}"
 
 
 def readers_check_rows():
@@ -92,17 +106,25 @@ def test_every_path_a_document_or_comment_names_exists():
     assert not missing, "\n".join(missing)
 
 
+def without_links_to_the_design_document(relative, line):
+    """The line without its Markdown links that resolve to docs/design.md (from docs/, by its bare name)."""
+    return LINK_MARKUP.sub(lambda link: "" if (REPO / relative).parent.joinpath(link.group(1).partition("#")[0])
+                           .resolve() == DESIGN else link.group(0), line)
+
+
 def test_references_to_a_design_document_point_into_docs_design_md():
-    """The repository has one design document. A design file named without docs/ (README's layout
-    entry under docs/ aside) once meant another one, which the repository does not have."""
+    """The repository has one design document. A design file named without docs/ (docs/layout.md's
+    entry under docs/ and links that resolve to it aside) once meant another one, which the repository
+    does not have."""
     stray = sorted(f"{relative}: {line.strip()}" for relative, text in text_files()
-                   for line in text.splitlines() if re.search(r"(?<!docs/)\bdesign\.md\b", line)
-                   and not (relative == "README.md" and re.match(r" +design\.md +", line)))
+                   for line in text.splitlines()
+                   if re.search(r"(?<!docs/)\bdesign\.md\b", without_links_to_the_design_document(relative, line))
+                   and not (relative == "docs/layout.md" and re.match(r" +design\.md +", line)))
     assert not stray, "\n".join(stray)
 
 
 def layout_paths(section):
-    """The paths README's layout names: a line's first word, under the directories above it that are
+    """The paths docs/layout.md names: a line's first word, under the directories above it that are
     indented less (two spaces a level)."""
     parents, paths = [], []
     for line in section.splitlines():
@@ -117,10 +139,10 @@ def layout_paths(section):
     return paths
 
 
-def test_readme_layout_names_every_file_and_directory_of_plugins_playbooks_roles_and_docs():
-    readme = (REPO / "README.md").read_text()
-    section = re.search(r"^## Layout\n.*?^```\n(.*?)^```", readme, re.M | re.S)
-    assert section, "README.md has no Layout section with a block"
+def test_the_layout_names_every_file_and_directory_of_plugins_playbooks_roles_and_docs():
+    layout = LAYOUT.read_text()
+    section = re.search(r"^# Layout\n.*?^```\n(.*?)^```", layout, re.M | re.S)
+    assert section, "docs/layout.md has no Layout heading with a block"
     named = layout_paths(section.group(1))
     assert len(named) == len(set(named)), "a path is listed twice"
     expected = {path.relative_to(REPO).as_posix() + ("/" if path.is_dir() else "")
