@@ -25,10 +25,10 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.topology import buil
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests/unit/fixtures/haproxy"))
+sys.path.insert(0, str(REPO / "tests/integration"))
 
 import fleet as bench_fleet  # noqa: E402
-import lab as haproxy_fixture  # noqa: E402
+import local_haproxy as haproxy_fixture  # noqa: E402
 
 ADDRESS = "127.0.0.1"
 SYSTEMCTL = """#!/bin/sh

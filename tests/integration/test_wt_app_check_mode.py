@@ -60,6 +60,7 @@ def run(tmp_path, *args):
     (stand_in / "systemctl").write_text("#!/bin/sh\n# systemd, knowing no wt@ unit\nexit 0\n")
     (stand_in / "systemctl").chmod(0o755)
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
            "PATH": f"{stand_in}:{os.environ['PATH']}"}
     return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(write_inventory(tmp_path)), *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
