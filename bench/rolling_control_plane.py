@@ -111,9 +111,9 @@ def measure(checkout, paths, real_servers, rounds):
 def slope(points):
     """Least-squares slope of (x, y) points."""
     n = len(points)
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    xs, ys = [x for x, y in points], [y for x, y in points]
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x in xs)
 
 
 def report(runs):

@@ -63,8 +63,8 @@ class ActionModule(ActionBase):
 
     def _variables(self, names):
         """Each variable templated as the vars lookup templates it (a missing one is an error)."""
-        lookup = self._shared_loader_obj.lookup_loader.get("ansible.builtin.vars", loader=self._loader,
-                                                            templar=self._templar)
+        lookups = self._shared_loader_obj.lookup_loader
+        lookup = lookups.get("ansible.builtin.vars", loader=self._loader, templar=self._templar)
         return dict(zip(names, lookup.run(list(names), self._templar.available_variables)))
 
     def _found(self, artifact):

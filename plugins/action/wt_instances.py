@@ -42,7 +42,7 @@ class ActionModule(ActionBase):
         return result
 
     def _render(self, template, instance):
-        lookup = self._shared_loader_obj.lookup_loader.get("ansible.builtin.template", loader=self._loader,
-                                                            templar=self._templar)
+        lookups = self._shared_loader_obj.lookup_loader
+        lookup = lookups.get("ansible.builtin.template", loader=self._loader, templar=self._templar)
         return to_text(lookup.run([template], self._templar.available_variables,
                                   template_vars={"instance": instance})[0])

@@ -168,7 +168,7 @@ def test_a_limit_rolls_its_hosts_only_conducted_by_the_first_of_them(fleet):
     assert code == 0, output[-5000:]
     assert re.search(r"rolled\s+2'", output), output[-3000:]
     app2 = [i["unit_name"] for i in fleet["topology"]["instances"] if i["host"] == "app2"]
-    assert [units for units in restarts] == [[app2[0]], [app2[1]]], restarts
+    assert list(restarts) == [[app2[0]], [app2[1]]], restarts
     assert re.search(r"^(ok|changed): \[app2", output, re.M)
 
 

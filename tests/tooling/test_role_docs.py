@@ -39,4 +39,3 @@ def test_check_names_a_stale_readme_and_the_rewrite_fixes_it(tmp_path, monkeypat
     assert role_docs.main([]) == 0
     assert role_docs.main(["--check"]) == 0
     assert "| `wt_app_version` |" in readme.read_text()
-

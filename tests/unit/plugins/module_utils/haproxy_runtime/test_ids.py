@@ -10,4 +10,3 @@ def test_each_name_has_its_id_and_collisions_are_told_apart(monkeypatch):
     assert all(given[name] == ids.placement_server_id(name) for name in names)
     monkeypatch.setattr(ids, "placement_server_id", lambda name: 7)
     assert ids.placement_server_ids(["b", "a", "c"]) == {"a": 7, "b": 8, "c": 9}
-
