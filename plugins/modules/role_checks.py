@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: role_checks
-short_description: Internal to the haproxy and wt_app roles - check a role's variables beyond their types, or the host the role is about to change
+short_description: Internal to the haproxy and wt_app roles - check role variables and the host beyond types
 description:
   - >-
     Checks what a role's argument spec cannot, on the controller, and fails with one message per problem,
