@@ -10,6 +10,7 @@ when), i.e. only the sessions of the instance being restarted move; all others k
 import re
 import time
 
+from fleet_state import instance_pids, maintenance_windows
 from load import SessionLoad
 from wt_http import whoami
 
@@ -17,32 +18,6 @@ SESSIONS = 40
 INTERVAL = 0.2
 DRAIN_TIMEOUT = 3  # the load never lets a session go quiet, so draining always runs to this bound
 QUIET = 2
-# An instance's placement server in backend wt follows its own server's maintenance (`via ...`).
-MAINT = re.compile(r"^(\d+\.\d+) \S+ haproxy\[\d+\]: (?:\[WARNING\]\s+\(\d+\) : )?Server wt/(\S+) "
-                   r"(is going DOWN for maintenance|is UP/DRAIN \(leaving (?:forced )?maintenance\)|"
-                   r"is UP \(leaving (?:forced )?maintenance\))", re.M)
-
-
-def maintenance_windows(lab, since):
-    """{server: [(start, end)]} from every load balancer's HAProxy log."""
-    windows = {}
-    for lb in lab.topology.lb_hosts:
-        log = lab.ssh(lb, f"journalctl -u haproxy -o short-unix --no-pager --since @{int(since) - 1}")
-        opened = {}
-        for stamp, server, event in MAINT.findall(log):
-            if event.startswith("is going DOWN"):
-                opened.setdefault(server, float(stamp))
-            elif server in opened:
-                windows.setdefault(server, []).append((opened.pop(server), float(stamp)))
-        for server, start in opened.items():
-            windows.setdefault(server, []).append((start, time.time()))
-    return windows
-
-
-def instance_pids(lab):
-    return {i.server_name: whoami(f"http://{i.connect_address}:{i.port}")["pid"] for i in lab.topology.instances}
-
-
 def start_seconds(lab, instance):
     """How long one instance takes from restart to answering /health, timed on its host."""
     script = (f"s=$(date +%s%N); systemctl restart {instance.unit_name}; "

@@ -7,20 +7,9 @@ before its unit stops; scale-out starts the new instance before any balancer rou
 
 import time
 
-import yaml
-from fleet_state import maintenance_windows
+from fleet_state import inventory_with, maintenance_windows
 from load import INTERVAL, SESSIONS, SessionLoad
 from wt_http import whoami
-
-
-def inventory_with(lab, tmp_path, host, wt_instances):
-    inventory = yaml.safe_load(lab.inventory_path.read_text())
-    for group in inventory["all"]["children"].values():
-        if (group["hosts"].get(host) or {}).get("wt_instances") is not None:
-            group["hosts"][host]["wt_instances"] = wt_instances
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(inventory))
-    return path
 
 
 def converge_under_load(lab, inventory, prefixes):
