@@ -42,23 +42,8 @@ description:
     network some balancer's VRRP address is outside, names a holder that is not a load balancer, has a
     router id out of range or used twice, or has unknown keys; and when the fleet has a single load
     balancer (a VIP needs two to move between), or two balancers share a VRRP address.
-options:
-  _input:
-    description: The inventory's C(groups) magic variable.
-    type: dict
-    required: true
-  hostvars:
-    description: The C(hostvars) magic variable.
-    type: dict
-    required: true
-  haproxy_group:
-    description: The group of load balancers.
-    type: str
-    default: haproxy
-  wt_group:
-    description: The group of hosts that run Wt instances.
-    type: str
-    default: wt
+extends_documentation_fragment:
+  - wtstack.fleet.inventory_groups
 seealso:
   - name: wtstack.fleet inventory reference
     description: The variables the topology reads and the rules it enforces.

@@ -25,23 +25,8 @@ description:
   - Hosts outside both groups are not looked at (a shared inventory may run other roles with such names).
   - C(playbooks/topology.yml) runs it once, on the controller, before any host is contacted, and fails
     the run with the messages it returns.
-options:
-  _input:
-    description: The inventory's C(groups) magic variable.
-    type: dict
-    required: true
-  hostvars:
-    description: The C(hostvars) magic variable.
-    type: dict
-    required: true
-  haproxy_group:
-    description: The group of load balancers.
-    type: str
-    default: haproxy
-  wt_group:
-    description: The group of hosts that run Wt instances.
-    type: str
-    default: wt
+extends_documentation_fragment:
+  - wtstack.fleet.inventory_groups
 """
 
 EXAMPLES = r"""
