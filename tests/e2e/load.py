@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 
 from wt_http import get_from_port, new_session, parse_page
 
-# The demo's increment button in Wt's plain HTML mode: a click is a GET with this signal.
+# The demo's increment button in Wt's plain HTML mode: a click submits the page's form with this signal.
 SIGNAL = re.compile(r'id="wtstack-increment" name="signal=([A-Za-z0-9_]+)"')
 REQUEST_TIMEOUT = 30  # longer than any pause a roll may cause; HAProxy's own server timeout is 60 s
 SLOW = 2.0
-HAPROXY_GET_RETRY_AFTER = 9.5  # the haproxy role's haproxy_timeout_server_get, 10 s, less the clock's slack
 STALL_SNAPSHOT_AFTER = 5.0  # a request still unanswered then is photographed while it hangs
 STALL_SNAPSHOTS = 3
 # The load the rolling, scale, ACME and fault tests put on the fleet while they change it.
@@ -60,8 +59,9 @@ class SessionLoad:
         """`on_stall(started, base_url, session_id, local_port)` is called (from a timer thread, at
         most STALL_SNAPSHOTS times) for a request still unanswered after STALL_SNAPSHOT_AFTER s.
 
-        counting: every request clicks the demo's increment button (Wt's plain HTML mode takes a click
-        as `signal=` in a GET) and checks that the session's server-side counter went up by exactly one.
+        counting: every request clicks the demo's increment button (a POST of the page's form with its
+        `signal`, as a browser submits it in Wt's plain HTML mode) and checks that the session's
+        server-side counter went up by exactly one.
         retry_after: a failed request is sent once more after this many seconds, as a browser or an
         HTTP client library would; it counts as failed only if the retry fails too (the first failure
         is kept in `retried`)."""
@@ -136,10 +136,12 @@ class SessionLoad:
                                    (started, base_url, record.session_id, local_port))
         watchdog.daemon = True
         watchdog.start()
-        click = f"&signal={record.signal}" if self.counting else ""
+        # A click is a POST of the page's form, as a browser sends it: HAProxy never sends a POST twice
+        # (the role's retry-on is for GETs), so a click counted twice is one this client sent twice.
+        click = {"request": "page", "wtd": record.session_id, "signal": record.signal} if self.counting else None
         try:
-            status, body = get_from_port(f"{base_url}/?wtd={record.session_id}&js=no{click}", REQUEST_TIMEOUT,
-                                         local_port.append)
+            status, body = get_from_port(f"{base_url}/?wtd={record.session_id}&js=no", REQUEST_TIMEOUT,
+                                         local_port.append, form=click)
         except OSError as error:
             where = f" (on port {local_port[0]})" if local_port else " (before connecting)"
             return started, base_url, f"{type(error).__name__}: {error}{where}", record.session_id
@@ -162,11 +164,8 @@ class SessionLoad:
             record.session_id, record.signal, record.counter = new_id, fresh.signal, 0
         elif self.counting:
             counter = int(page.counter) if page.counter.isdigit() else -1
-            # Twice is no lost state when the click was sent twice: by this client after a failure it
-            # retried, or by HAProxy, which sends a GET again after haproxy_timeout_server_get (10 s) without
-            # an answer (retry-on response-timeout; a browser's clicks are POSTs, which it never resends).
-            resent = replayed_click or time.time() - started >= HAPROXY_GET_RETRY_AFTER
-            if counter == record.counter + 2 and resent:
+            # Twice is no lost state when this client sent the click twice: after a failure it retried.
+            if counter == record.counter + 2 and replayed_click:
                 record.replayed.append((started, base_url, record.session_id))
             elif counter != record.counter + 1:
                 record.counter_faults.append((started, base_url, record.counter, page.counter, record.session_id))

@@ -51,9 +51,10 @@ def get(url, timeout=TIMEOUT):
         return error.code, error.read().decode("utf-8", "replace")
 
 
-def get_from_port(url, timeout, on_connect):
+def get_from_port(url, timeout, on_connect, form=None):
     """`get`, calling `on_connect(local_port)` once connected, so that a request that hangs can be
-    found by its client port in `ss` and in HAProxy's `show sess`."""
+    found by its client port in `ss` and in HAProxy's `show sess`. With `form` (a dict), a POST of it,
+    as a browser submits a form."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https":
         connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout,
@@ -63,7 +64,11 @@ def get_from_port(url, timeout, on_connect):
     try:
         connection.connect()
         on_connect(connection.sock.getsockname()[1])
-        connection.request("GET", f"{parts.path or '/'}?{parts.query}", headers=HEADERS)
+        if form is None:
+            connection.request("GET", f"{parts.path or '/'}?{parts.query}", headers=HEADERS)
+        else:
+            connection.request("POST", f"{parts.path or '/'}?{parts.query}", body=urllib.parse.urlencode(form),
+                               headers={**HEADERS, "Content-Type": "application/x-www-form-urlencoded"})
         response = connection.getresponse()
         return response.status, response.read().decode("utf-8", "replace")
     finally:
