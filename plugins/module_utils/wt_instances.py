@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A host's Wt instances as systemd sees them, and what to do to make them what the inventory says.
 
-Plain Python with no Ansible import: plan_instances() is pure (states in, actions out), the rest
+Plain Python with no Ansible import: instance_changes() is pure (states in, actions out), the rest
 reads and changes the host (files, systemctl) through a command runner given by the caller, so the
 wt_instances module stays thin and all of this is unit-tested without Ansible or systemd.
 
@@ -169,7 +169,7 @@ def is_stale(unit, newest_shared_change, settings_ctime):
     return newest is not None and newest > unit.started_at + TIMESTAMP_SLACK
 
 
-def plan_instances(wanted, units, settings, known_units, *, mode, owner, group, newest_shared_change=None,
+def instance_changes(wanted, units, settings, known_units, *, mode, owner, group, newest_shared_change=None,
                    restart_all=False, restart_on_change=True, unit_file_changed=False, prune=True,
                    settings_dir=".", links=None, releases=None, releases_kept=2, changed_releases=()):
     """Actions that make the host's instances what `wanted` says.

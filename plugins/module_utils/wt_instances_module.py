@@ -2,7 +2,7 @@
 # Copyright: wtstack.fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the wt_instances module does, once Ansible has checked its options: read the host, work out
-what converging its instances takes (wt_instances.plan_instances), report it, and (unless in check
+what converging its instances takes (wt_instances.instance_changes), report it, and (unless in check
 mode) do it in order. ``run_wt_instances_module`` returns the module's result."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from ansible_collections.wtstack.fleet.plugins.module_utils.wt_instances import 
     Host,
     Wanted,
     installed_releases,
+    instance_changes,
     newest_change,
-    plan_instances,
     probe_address,
     release_links,
     remove_release,
@@ -82,7 +82,7 @@ def work_out(params, host, wanted, settings, mode):
     links = release_links(params["links_dir"], releases_dir, ports) if releases_dir else None
     releases = installed_releases(releases_dir, params["release_files"], params["release_trees"]) \
         if releases_dir else None
-    return plan_instances(
+    return instance_changes(
         wanted, host.unit_states(ports), settings, host.known_units() if params["prune"] else {},
         mode=mode, owner=params["settings_owner"], group=params["settings_group"],
         newest_shared_change=newest_change(params["runtime_files"], params["runtime_trees"]),
