@@ -18,6 +18,8 @@ SESSIONS = 40
 INTERVAL = 0.2
 DRAIN_TIMEOUT = 3  # the load never lets a session go quiet, so draining always runs to this bound
 QUIET = 2
+
+
 def start_seconds(lab, instance):
     """How long one instance takes from restart to answering /health, timed on its host."""
     script = (f"s=$(date +%s%N); systemctl restart {instance.unit_name}; "
