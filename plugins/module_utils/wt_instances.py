@@ -170,8 +170,8 @@ def is_stale(unit, newest_shared_change, settings_ctime):
 
 
 def instance_changes(wanted, units, settings, known_units, *, mode, owner, group, newest_shared_change=None,
-                   restart_all=False, restart_on_change=True, unit_file_changed=False, prune=True,
-                   settings_dir=".", links=None, releases=None, releases_kept=2, changed_releases=()):
+                     restart_all=False, restart_on_change=True, unit_file_changed=False, prune=True,
+                     settings_dir=".", links=None, releases=None, releases_kept=2, changed_releases=()):
     """Actions that make the host's instances what `wanted` says.
 
     wanted: Wanted per instance; units: port -> UnitState; settings: port -> FileState;

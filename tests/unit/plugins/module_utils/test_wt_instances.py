@@ -62,7 +62,7 @@ def test_an_enabled_runtime_unit_and_a_pending_daemon_reload_are_read():
 
 def test_an_idempotent_host_needs_nothing():
     plan = wi.instance_changes(wanted(9090, 9091), {9090: running(), 9091: running()},
-                             {9090: settings_file(), 9091: settings_file()}, {}, newest_shared_change=990.0, **ROOT)
+                               {9090: settings_file(), 9091: settings_file()}, {}, newest_shared_change=990.0, **ROOT)
     assert not plan.changed and plan.summary() == ""
 
 
@@ -74,7 +74,7 @@ def test_a_fresh_host_gets_every_file_and_every_unit_started_and_enabled():
 
 def test_changed_settings_restart_only_their_instance():
     plan = wi.instance_changes(wanted(9090, 9091), {9090: running(), 9091: running()},
-                             {9090: settings_file(b"old\n"), 9091: settings_file()}, {}, **ROOT)
+                               {9090: settings_file(b"old\n"), 9091: settings_file()}, {}, **ROOT)
     assert plan.write == [9090] and plan.restart == [9090] and plan.reasons[9090] == "its settings changed"
     assert "restart wt@9090.service (its settings changed)\n" in plan.summary()
 
@@ -87,14 +87,14 @@ def test_a_settings_file_with_other_attributes_is_written_again(attribute, value
 
 def test_a_shared_change_restarts_every_running_instance_and_starts_the_others():
     plan = wi.instance_changes(wanted(9090, 9091), {9090: running(), 9091: wi.UnitState(loaded=True, enabled=True)},
-                             {9090: settings_file(), 9091: settings_file()}, {}, restart_all=True, **ROOT)
+                               {9090: settings_file(), 9091: settings_file()}, {}, restart_all=True, **ROOT)
     assert plan.restart == [9090] and plan.start == [9091] and plan.enable == []
 
 
 def test_without_restart_on_change_nothing_running_restarts_but_stopped_instances_start():
     plan = wi.instance_changes(wanted(9090, 9091), {9090: running(), 9091: wi.UnitState(loaded=True)},
-                             {9090: settings_file(b"old\n"), 9091: settings_file()}, {}, restart_all=True,
-                             restart_on_change=False, **ROOT)
+                               {9090: settings_file(b"old\n"), 9091: settings_file()}, {}, restart_all=True,
+                               restart_on_change=False, **ROOT)
     assert plan.write == [9090] and plan.restart == [] and plan.start == [9091] and plan.enable == [9091]
 
 
@@ -106,14 +106,14 @@ def test_without_restart_on_change_nothing_running_restarts_but_stopped_instance
 ])
 def test_an_instance_older_than_its_files_restarts(shared, own, stale):
     plan = wi.instance_changes(wanted(9090), {9090: running(started_at=1000)}, {9090: settings_file(ctime=own)}, {},
-                             newest_shared_change=shared, **ROOT)
+                               newest_shared_change=shared, **ROOT)
     assert plan.restart == ([9090] if stale else [])
     assert not stale or plan.reasons[9090] == "it started before one of its files last changed"
 
 
 def test_systemd_asking_for_a_reload_gets_one():
     plan = wi.instance_changes(wanted(9090), {9090: wi.UnitState(True, True, True, True, 1000)},
-                             {9090: settings_file()}, {}, **ROOT)
+                               {9090: settings_file()}, {}, **ROOT)
     assert plan.daemon_reload and plan.changed and plan.restart == []
 
 
@@ -121,12 +121,12 @@ def test_instances_the_inventory_no_longer_has_are_stopped_disabled_and_their_se
     known = {"wt@9090.service": wi.KnownUnit(True, True, True), "wt@9092.service": wi.KnownUnit(True, True, True),
              "wt@9093.service": wi.KnownUnit(False, False, True), "wt@9094.service": wi.KnownUnit(False, True, False)}
     plan = wi.instance_changes(wanted(9090), {9090: running()}, {9090: settings_file()}, known, settings_dir="/s",
-                             **ROOT)
+                               **ROOT)
     assert plan.stop == ["wt@9092.service"]
     assert plan.disable == ["wt@9092.service", "wt@9094.service"]
     assert plan.remove == ["/s/9092.env", "/s/9093.env"]
     assert not wi.instance_changes(wanted(9090), {9090: running()}, {9090: settings_file()}, known, prune=False,
-                                 **ROOT).changed
+                                   **ROOT).changed
 
 
 @pytest.mark.parametrize("listen, probe", [("198.51.100.21", "198.51.100.21"), ("0.0.0.0", "127.0.0.1"),
@@ -264,8 +264,8 @@ def test_a_fresh_host_links_every_instance_to_its_release_and_starts_it():
 
 def test_a_new_release_moves_every_running_instance_with_a_restart():
     plan = wi.instance_changes(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
-                             {9090: settings_file(), 9091: settings_file()}, {},
-                             links={9090: linked("1.0"), 9091: linked("2.0")}, releases=INSTALLED, **ROOT)
+                               {9090: settings_file(), 9091: settings_file()}, {},
+                               links={9090: linked("1.0"), 9091: linked("2.0")}, releases=INSTALLED, **ROOT)
     assert plan.link == {9090: "2.0"} and plan.restart == [9090]
     assert plan.reasons[9090] == "it moves to release 2.0" and plan.outdated == plan.reasons
     assert plan.prune_releases == []  # 1.0 is the previous release: kept for a rollback
@@ -273,8 +273,8 @@ def test_a_new_release_moves_every_running_instance_with_a_restart():
 
 def test_without_restart_on_change_instances_keep_their_release_for_a_rolling_upgrade():
     plan = wi.instance_changes(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
-                             {9090: settings_file(), 9091: settings_file()}, {},
-                             links={9090: linked("1.0"), 9091: wi.ReleaseLink()}, releases=INSTALLED,
+                               {9090: settings_file(), 9091: settings_file()}, {},
+                               links={9090: linked("1.0"), 9091: wi.ReleaseLink()}, releases=INSTALLED,
                              restart_on_change=False, **ROOT)
     # 9091 had no link (a host from before releases): it gets one, and moves when it next restarts.
     assert plan.link == {9091: "2.0"} and plan.restart == []
@@ -284,20 +284,20 @@ def test_without_restart_on_change_instances_keep_their_release_for_a_rolling_up
 
 def test_a_link_to_a_release_that_is_gone_is_set_again():
     plan = wi.instance_changes(on("2.0", 9090), {9090: running()}, {9090: settings_file()}, {},
-                             links={9090: linked("0.9")}, releases=INSTALLED, restart_on_change=False, **ROOT)
+                               links={9090: linked("0.9")}, releases=INSTALLED, restart_on_change=False, **ROOT)
     assert plan.link == {9090: "2.0"}
 
 
 def test_an_instance_older_than_its_release_or_its_link_restarts():
     fresh = {"2.0": {"mtime": 200.0, "newest_change": 1500.0}}
     plan = wi.instance_changes(on("2.0", 9090), {9090: running(started_at=1000)}, {9090: settings_file()}, {},
-                             links={9090: linked("2.0", ctime=500.0)}, releases=fresh, **ROOT)
+                               links={9090: linked("2.0", ctime=500.0)}, releases=fresh, **ROOT)
     assert plan.restart == [9090] and plan.reasons[9090] == "it started before one of its files last changed"
     plan = wi.instance_changes(on("2.0", 9090), {9090: running(started_at=1000)}, {9090: settings_file()}, {},
-                             links={9090: linked("2.0", ctime=1200.0)}, releases=INSTALLED, **ROOT)
+                               links={9090: linked("2.0", ctime=1200.0)}, releases=INSTALLED, **ROOT)
     assert plan.restart == [9090]
     plan = wi.instance_changes(on("2.0", 9090), {9090: running(started_at=1000)}, {9090: settings_file()}, {},
-                             links={9090: linked("2.0", ctime=990.0)}, releases=INSTALLED, **ROOT)
+                               links={9090: linked("2.0", ctime=990.0)}, releases=INSTALLED, **ROOT)
     assert not plan.changed
 
 
@@ -334,8 +334,8 @@ def test_links_releases_and_their_removal_on_disk(tmp_path):
 
 def test_a_release_installed_again_restarts_its_instances_only():
     plan = wi.instance_changes(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
-                             {9090: settings_file(), 9091: settings_file()}, {},
-                             links={9090: linked("2.0"), 9091: linked("1.0")}, releases=INSTALLED,
+                               {9090: settings_file(), 9091: settings_file()}, {},
+                               links={9090: linked("2.0"), 9091: linked("1.0")}, releases=INSTALLED,
                              restart_on_change=True, changed_releases=["2.0"], **ROOT)
     assert plan.restart == [9090, 9091]
     assert plan.reasons == {9090: "its release 2.0 was installed again", 9091: "it moves to release 2.0"}
@@ -343,8 +343,8 @@ def test_a_release_installed_again_restarts_its_instances_only():
 
 def test_a_stopped_instance_that_keeps_its_release_is_still_outdated_for_the_roll():
     plan = wi.instance_changes(on("2.0", 9090), {9090: wi.UnitState(loaded=True, enabled=True)},
-                             {9090: settings_file()}, {}, links={9090: linked("1.0")}, releases=INSTALLED,
-                             restart_on_change=False, **ROOT)
+                               {9090: settings_file()}, {}, links={9090: linked("1.0")}, releases=INSTALLED,
+                               restart_on_change=False, **ROOT)
     assert plan.start == [9090] and plan.link == {}
     assert plan.outdated == {9090: "it starts on release 1.0, not 2.0"}
 
