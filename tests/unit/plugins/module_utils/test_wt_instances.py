@@ -275,7 +275,7 @@ def test_without_restart_on_change_instances_keep_their_release_for_a_rolling_up
     plan = wi.instance_changes(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
                                {9090: settings_file(), 9091: settings_file()}, {},
                                links={9090: linked("1.0"), 9091: wi.ReleaseLink()}, releases=INSTALLED,
-                             restart_on_change=False, **ROOT)
+                               restart_on_change=False, **ROOT)
     # 9091 had no link (a host from before releases): it gets one, and moves when it next restarts.
     assert plan.link == {9091: "2.0"} and plan.restart == []
     # What a rolling upgrade still has to restart:
@@ -336,7 +336,7 @@ def test_a_release_installed_again_restarts_its_instances_only():
     plan = wi.instance_changes(on("2.0", 9090, 9091), {9090: running(), 9091: running()},
                                {9090: settings_file(), 9091: settings_file()}, {},
                                links={9090: linked("2.0"), 9091: linked("1.0")}, releases=INSTALLED,
-                             restart_on_change=True, changed_releases=["2.0"], **ROOT)
+                               restart_on_change=True, changed_releases=["2.0"], **ROOT)
     assert plan.restart == [9090, 9091]
     assert plan.reasons == {9090: "its release 2.0 was installed again", 9091: "it moves to release 2.0"}
 
