@@ -222,7 +222,8 @@ def test_roll_time_grows_with_batches_not_instances_and_capacity_never_falls_bel
     print(f"  24 at 25% / 12 at 25% (faster rounds): {ratio_12:.2f} (goal <= 1.3); "
           f"12 at 1 / 12 at 25%: {speed_up:.2f}x")
     assert ratio_12 <= 1.3
-    assert speed_up > 2
+    # 12 batches against 5: about 2.2x when a batch's time does not grow with its instances (2.15 measured).
+    assert speed_up > 1.8
 
 
 def test_a_broken_release_stops_at_the_canary_and_rolls_back(fleet):
