@@ -92,7 +92,7 @@ def test_proxy_overhead_measured_without_errors(report):
     # Only a machine without Python >= 3.12 (witty-for-python needs one) may leave it out; a venv or
     # pip install that failed is a failure.
     if proxy.get("unavailable", "").startswith("no Python >= 3.12"):
-        pytest.skip(f"proxy overhead not measured: {proxy['unavailable']}")
+        pytest.skip(f"missing tool: python3 >= 3.12 for witty-for-python ({proxy['unavailable']})")
     assert "unavailable" not in proxy, proxy["unavailable"]
     measured = {(m["kind"], m["target"]) for m in proxy["measurements"]}
     assert measured == {(k, t) for k in ("page", "sticky", "static") for t in ("direct", "haproxy")}

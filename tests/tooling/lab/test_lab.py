@@ -424,8 +424,10 @@ def test_an_inotify_limit_that_cannot_be_raised_says_how(monkeypatch):
 def test_a_stopped_labs_bridge_holding_the_network_gives_way_and_a_running_one_does_not(monkeypatch):
     """A run killed before `lab.py down` (CI's machine keeps it) leaves another checkout's bridge holding
     the fleet's network; with nothing running in that lab, `up` removes it instead of refusing."""
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("needs root and iproute2: it makes a bridge and a network namespace")
+    if os.geteuid() != 0:
+        pytest.skip("needs root: it makes a bridge and a network namespace")
+    if not shutil.which("ip"):
+        pytest.skip("missing tool: ip (apt-get install iproute2)")
     network = lab.ipaddress.IPv4Network("198.18.254.0/24")
     stale, netns = "wtlab-0badcafe", "wtlab-0badcafe-host1"
     try:
