@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.client import RuntimeClient
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.errors import SocketUnavailable
+from ansible_collections.wtstack.fleet.plugins.module_utils.haproxy_runtime.parsing import parse_show_stat
 from ansible_collections.wtstack.fleet.plugins.module_utils.topology import build_topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +95,7 @@ def fleet(tmp_path_factory):
         while True:  # every answering instance up, app3's down
             try:
                 statuses = status(socket_path)
-            except OSError:
+            except SocketUnavailable:  # HAProxy still starting
                 statuses = {}
             if len(statuses) == 6 and sorted(statuses.values()) == ["DOWN", "DOWN", "UP", "UP", "UP", "UP"]:
                 break
@@ -109,21 +112,9 @@ def fleet(tmp_path_factory):
 
 
 def status(socket_path):
-    """{server: status} of backend wt's placement servers."""
-    import socket
-
-    client = socket.socket(socket.AF_UNIX)
-    client.connect(str(socket_path))
-    client.sendall(b"show stat -1 4 -1\n")
-    reply = b""
-    while chunk := client.recv(65536):
-        reply += chunk
-    client.close()
-    lines = reply.decode().splitlines()
-    header = lines[0][2:].split(",")
-    rows = [dict(zip(header, line.split(","))) for line in lines[1:] if line]
-    return {row["svname"]: row["status"] for row in rows if row["pxname"] == "wt"
-            and row["svname"] not in ("FRONTEND", "BACKEND")}
+    """{server: status} of backend wt's placement servers, read as the runtime modules read them."""
+    reply = RuntimeClient(str(socket_path)).execute("show stat -1 4 -1")
+    return {row["svname"]: row["status"] for row in parse_show_stat(reply) if row["pxname"] == "wt"}
 
 
 def roll(fleet, *args):
